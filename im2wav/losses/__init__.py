@@ -1,0 +1,1 @@
+"""Training losses as plain functions: audio reconstruction (`audio`) and token prediction (`tokens`)."""
