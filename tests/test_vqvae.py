@@ -1,0 +1,197 @@
+"""Properties of `HierarchicalVQVAE` on tiny random configs: shapes, gradients, round trips, bad input."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import shared_path
+from im2wav import HierarchicalVQVAE
+from im2wav.models.vqvae import PRESETS
+
+
+# Small STFTs so that the loss runs on 256-sample clips in milliseconds.
+SMALL_LOSS = dict(linf_k=16, spec_n_fft=64, spec_hop_length=16, spec_window_size=48,
+                  multispec_n_fft=[64, 32], multispec_hop_length=[8, 4], multispec_window_size=[32, 16])
+
+
+def small_model(seed: int = 0, **overrides) -> HierarchicalVQVAE:
+    """A 2-level model with hops 4 and 8, random codebooks."""
+    config = dict(levels=2, downs_t=[2, 1], strides_t=[2, 2], emb_width=4, l_bins=8, width=4, depth=2, **SMALL_LOSS)
+    torch.manual_seed(seed)
+    model = HierarchicalVQVAE(**{**config, **overrides})
+    for quantizer in model.quantizers:
+        quantizer.set_codebook(torch.randn(quantizer.num_codes, quantizer.dim))
+    return model.eval()
+
+
+def plain_config(model: HierarchicalVQVAE) -> dict:
+    """The constructor arguments as JSON would store them (tuples become lists)."""
+    return {k: v for k, v in json.loads(model.to_json_string()).items() if not k.startswith("_")}
+
+
+@st.composite
+def configs(draw):
+    levels = draw(st.integers(1, 2))
+    return dict(
+        levels=levels,
+        downs_t=draw(st.lists(st.integers(1, 2), min_size=levels, max_size=levels)),
+        strides_t=draw(st.lists(st.sampled_from([2, 4]), min_size=levels, max_size=levels)),
+        emb_width=draw(st.integers(2, 6)),
+        l_bins=draw(st.integers(2, 12)),
+        width=draw(st.integers(2, 6)),
+        depth=draw(st.integers(1, 3)),
+        m_conv=draw(st.sampled_from([0.5, 1.0, 2.0])),
+        dilation_growth_rate=draw(st.integers(1, 3)),
+        dilation_cycle=draw(st.sampled_from([None, 1, 2])),
+        reverse_decoder_dilation=draw(st.booleans()),
+        res_scale=draw(st.booleans()),
+        hvqvae_multipliers=draw(st.sampled_from([None, [1, 2][:levels]])),
+    )
+
+
+@settings(max_examples=10, deadline=None)
+@given(config=configs(), seed=st.integers(0, 2**16), hops=st.integers(1, 3))
+def test_save_load_round_trip_keeps_codes(config, seed, hops):
+    model = small_model(seed, **config)
+    audio = torch.randn(2, hops * model.hop_lengths[-1]) * 0.3
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        loaded = HierarchicalVQVAE.from_pretrained(tmp).eval()
+    assert plain_config(loaded) == plain_config(model)
+    for (name, ours), (_, theirs) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(ours, theirs), name  # codebooks and EMA state are buffers and round trip
+    codes, loaded_codes = model.encode(audio), loaded.encode(audio)
+    for level, (a, b) in enumerate(zip(codes, loaded_codes)):
+        assert torch.equal(a, b)
+        assert torch.equal(model.decode(a, level=level), loaded.decode(b, level=level))
+
+
+def test_output_lengths_for_every_valid_length():
+    model = small_model()  # hops 4 and 8
+    for length in range(8, 8 * 8 + 1, 8):
+        codes = model.encode(torch.randn(1, length))
+        assert [c.shape for c in codes] == [(1, length // 4), (1, length // 8)]
+        assert [c.dtype for c in codes] == [torch.long, torch.long]
+        for level in range(2):
+            assert model.decode(codes, level=level).shape == (1, 1, length)
+            assert model.codes_length(length, level) == codes[level].shape[1]
+
+
+def test_lengths_not_divisible_by_the_largest_hop_are_refused():
+    model = small_model()
+    for length in range(1, 40):
+        if length % 8:
+            with pytest.raises(ValueError, match="multiple of the largest hop"):
+                model.encode(torch.randn(1, length))
+
+
+def test_batched_and_channel_layouts_agree():
+    model = small_model()
+    audio = torch.randn(3, 64)
+    flat, channel = model.encode(audio), model.encode(audio[:, None])
+    single = model.encode(audio[1:2])
+    for level in range(2):
+        assert torch.equal(flat[level], channel[level])
+        assert torch.equal(flat[level][1:2], single[level])
+
+
+@pytest.mark.parametrize(
+    "audio, error, match",
+    [
+        (torch.randn(64), ValueError, r"\[B, S\]"),
+        (torch.randn(1, 1, 1, 64), ValueError, r"\[B, S\]"),
+        (torch.randint(-100, 100, (1, 64)), TypeError, "float"),
+        (torch.randn(1, 2, 64), ValueError, "mono"),
+        (torch.randn(1, 64, 1), ValueError, "transpose"),
+        (torch.full((1, 64), float("nan")), ValueError, "NaN"),
+        (torch.tensor([[0.0] * 63 + [float("inf")]]), ValueError, "infinite"),
+        (torch.randn(1, 0), ValueError, "positive multiple"),
+        ([[0.0] * 64], TypeError, "torch.Tensor"),
+    ],
+)
+def test_bad_audio_is_refused_with_a_clear_error(audio, error, match):
+    model = small_model()
+    with pytest.raises(error, match=match):
+        model.encode(audio)
+    with pytest.raises(error, match=match):
+        model(audio)
+
+
+def test_bad_codes_are_refused_with_a_clear_error():
+    model = small_model()
+    with pytest.raises(ValueError, match="level"):
+        model.decode(torch.zeros(1, 4, dtype=torch.long), level=2)
+    with pytest.raises(TypeError, match="integer"):
+        model.decode(torch.zeros(1, 4), level=0)
+    with pytest.raises(ValueError, match=r"\[0, 7\]"):
+        model.decode(torch.full((1, 4), 8), level=0)
+    with pytest.raises(ValueError, match=r"\[B, T\]"):
+        model.decode(torch.zeros(4, dtype=torch.long), level=0)
+    with pytest.raises(ValueError, match="one tensor per level"):
+        model.decode([torch.zeros(1, 4, dtype=torch.long)], level=0)
+
+
+def test_training_forward_gradients_reach_every_encoder_and_decoder():
+    model = small_model().train()
+    audio = torch.randn(2, 1, 256) * 0.1
+    output = model(audio)
+    assert output.sample.shape == audio.shape and len(output.reconstructions) == 2
+    assert output.sample is output.reconstructions[0]
+    output.loss.backward()
+    for name in ("encoders.0.", "encoders.1.", "decoders.0.", "decoders.1."):
+        grads = [p.grad for n, p in model.named_parameters() if n.startswith(name)]
+        assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, name
+
+
+def test_training_updates_codebooks_and_eval_does_not():
+    model = small_model()
+    audio = torch.randn(2, 1, 256) * 0.1
+    before = [q.codebook.clone() for q in model.quantizers]
+    with torch.no_grad():
+        model.eval()(audio)
+    assert all(torch.equal(b, q.codebook) for b, q in zip(before, model.quantizers))
+    with torch.no_grad():
+        metrics = model.train()(audio).metrics
+    assert all(not torch.equal(b, q.codebook) for b, q in zip(before, model.quantizers))
+    assert {"usage", "dk", "perplexity", "fit"} <= set(metrics)
+
+
+def test_loss_is_the_weighted_sum_of_its_terms():
+    model = small_model(spectral=0.5, multispectral=2.0, commit=0.3)
+    with torch.no_grad():
+        output = model(torch.randn(2, 256) * 0.1)
+    m = output.metrics
+    expected = m["recons_loss"] + 0.5 * m["spectral_loss"] + 2.0 * m["multispectral_loss"] + 0.3 * m["commit_loss"]
+    torch.testing.assert_close(output.loss, expected)
+    torch.testing.assert_close(m["recons_loss"], m["recons_loss_l1"] + m["recons_loss_l2"])
+
+
+def test_presets_match_the_original_configs():
+    """Parameter counts equal the originals' (from the parity map), so the structure is the same."""
+    parity = shared_path("parity")
+    tiny = json.loads((parity / "architecture_map.json").read_text())["vqvae_tiny"]["summary"]
+    paper = json.loads((parity / "real_configs.json").read_text())["vqvae"]["derived"]
+    for name, reference in (("tiny", tiny), ("paper", paper)):
+        model = HierarchicalVQVAE.from_preset(name)
+        assert sum(p.numel() for p in model.parameters()) == reference["n_params"]
+        assert model.hop_lengths == reference["hop_lengths"]
+        assert model.config.emb_width == reference["emb_width"] and model.config.l_bins == reference["l_bins"]
+    with pytest.raises(ValueError, match="unknown preset"):
+        HierarchicalVQVAE.from_preset("huge")
+    assert set(PRESETS) >= {"tiny", "paper"}
+    assert HierarchicalVQVAE.from_preset("tiny", width=8).config.width == 8
+
+
+def test_hop_lengths_are_products_of_strides():
+    model = small_model(downs_t=[1, 2], strides_t=[4, 2])
+    assert model.hop_lengths == [4, 4 * 2**2]
+    codes = model.encode(torch.randn(1, 3 * 16))
+    assert [c.shape[1] for c in codes] == [12, 3]
+    with pytest.raises(ValueError, match="even"):
+        small_model(strides_t=[3, 2])

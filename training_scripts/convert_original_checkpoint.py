@@ -1,0 +1,63 @@
+"""Convert an original IM2WAV checkpoint (`.pth.tar`) into a `from_pretrained` folder.
+
+    python training_scripts/convert_original_checkpoint.py --checkpoint vqvae.pth.tar --out models/vqvae
+
+The kind (VQ-VAE, LOW or UP prior) is recognised from the file. The folder is written to a
+temporary sibling and renamed at the end, so a failed conversion leaves nothing behind.
+The file is read without unpickling code (`im2wav.convert.read_original_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+from torch import nn
+
+from im2wav.convert import load_original_checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # One input mode is required; a whole-pipeline mode (--vqvae/--low/--up/--clip) can join this group.
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--checkpoint", type=Path, help="convert ONE original .pth.tar file of any kind")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for from_pretrained (default: required)")
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: False)")
+    return parser
+
+
+def save_atomically(model: nn.Module, out: Path, overwrite: bool = False) -> None:
+    """`model.save_pretrained` into a temporary sibling of `out`, then rename it to `out`.
+
+    Args:
+        model: a diffusers `ModelMixin` (or anything with `save_pretrained(path)`).
+        out: the final folder.
+        overwrite: replace an existing `out`; otherwise an existing `out` is an error.
+    """
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the result should read like any other folder
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    model = load_original_checkpoint(args.checkpoint)
+    save_atomically(model, args.out, args.overwrite)
+    print(f"wrote {type(model).__name__} to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
