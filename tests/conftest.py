@@ -12,7 +12,9 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("IM2WAV_SHARED_DIR", REPO_ROOT.parent / "shared"))
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# The tests run tiny models token by token: hundreds of small ops where OpenMP threads waiting on
+# each other cost far more than they bring (up to 15x slower on a shared 2-core machine).
+torch.set_num_threads(1)
 
 
 def shared_path(*parts: str) -> Path:
