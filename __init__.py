@@ -1,0 +1,10 @@
+"""ComfyUI entry point: the repository root is a ComfyUI custom-node folder.
+
+ComfyUI imports this file as a package when the repository is cloned into
+``ComfyUI/custom_nodes/``. It only re-exports the node mappings. The import is relative on
+purpose: ComfyUI has a top-level module called ``nodes`` of its own.
+"""
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

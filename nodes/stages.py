@@ -1,0 +1,158 @@
+"""One node per pipeline stage: encode images, sample LOW, sample UP, decode.
+
+Each node converts ComfyUI values and calls one ``Im2WavPipeline`` method.
+"""
+
+from __future__ import annotations
+
+from . import comfy_hooks
+from .types import CATEGORY, CONDITIONING, MAX_SEED, MODEL, TOKENS, Im2WavConditioning, Im2WavTokens
+
+# What the IMAGE batch means: ComfyUI's IMAGE is [B, H, W, C]; the pipeline takes [F, H, W, C] as
+# one frame sequence and [B, F, H, W, C] as a batch of sequences.
+IMAGE_MODES = ["frames of one video", "batch of single images"]
+
+
+def sampling_inputs(include_length: bool) -> dict:
+    """The widgets shared by the LOW sampler and the all-in-one node."""
+    inputs = {}
+    if include_length:
+        inputs["seconds"] = ("FLOAT", {
+            "default": 4.096, "min": 0.001, "max": 600.0, "step": 0.001, "round": 0.001,
+            "tooltip": "Length of the audio; 4.096 s is the priors' context, longer audio is sampled in windows.",
+        })
+        inputs["guidance_scale"] = ("FLOAT", {
+            "default": 3.0, "min": 0.0, "max": 20.0, "step": 0.1,
+            "tooltip": "Classifier-free guidance of the LOW prior (the paper uses 3; 1 disables it).",
+        })
+    inputs.update({
+        "temperature": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 5.0, "step": 0.01}),
+        "top_k": ("INT", {"default": 0, "min": 0, "max": 2048, "tooltip": "0 keeps every token."}),
+        "top_p": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "1 keeps every token."}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True}),
+    })
+    return inputs
+
+
+def image_sequences(images, mode: str):
+    """ComfyUI IMAGE ``[B, H, W, C]`` -> the pipeline's ``[F, H, W, C]`` (one sequence) or ``[B, 1, H, W, C]``."""
+    if mode not in IMAGE_MODES:
+        raise ValueError(f"mode must be one of {IMAGE_MODES}, got {mode!r}")
+    return images if mode == IMAGE_MODES[0] else images.unsqueeze(1)  # [B, H, W, C] -> [B, F=1, H, W, C]
+
+
+class Im2WavEncodeImages:
+    """CLIP-encode an IMAGE batch, as the frames of one video or as separate images."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "im2wav_model": (MODEL,),
+                "images": ("IMAGE",),
+                "mode": (IMAGE_MODES, {
+                    "default": IMAGE_MODES[0],
+                    "tooltip": "frames of one video: one sound for the whole batch; "
+                               "batch of single images: one sound per image.",
+                }),
+                "fps": ("FLOAT", {
+                    "default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01,
+                    "tooltip": "Frame rate of the frames (connect Get Video Components' fps).",
+                }),
+            }
+        }
+
+    RETURN_TYPES = (CONDITIONING,)
+    RETURN_NAMES = ("conditioning",)
+    FUNCTION = "encode"
+    CATEGORY = CATEGORY
+
+    def encode(self, im2wav_model, images, mode: str, fps: float):
+        """Return the CLIP embeddings of ``images``."""
+        return (Im2WavConditioning(im2wav_model.encode_images(image_sequences(images, mode), fps=fps)),)
+
+
+class Im2WavSampleLow:
+    """Sample LOW tokens (the coarse level, hop 32) from the image conditioning."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = {"im2wav_model": (MODEL,), "conditioning": (CONDITIONING,)}
+        inputs.update(sampling_inputs(include_length=True))
+        inputs["batch_size"] = ("INT", {
+            "default": 1, "min": 1, "max": 64, "tooltip": "Waveforms per conditioning item.",
+        })
+        return {"required": inputs}
+
+    RETURN_TYPES = (TOKENS,)
+    RETURN_NAMES = ("low_tokens",)
+    FUNCTION = "sample"
+    CATEGORY = CATEGORY
+
+    def sample(self, im2wav_model, conditioning: Im2WavConditioning, seconds: float, guidance_scale: float,
+               temperature: float, top_k: int, top_p: float, seed: int, batch_size: int):
+        """Return LOW tokens ``[B * batch_size, T_low]``."""
+        tokens = im2wav_model.sample_low(
+            conditioning.image_embeds,
+            audio_length_in_s=seconds,
+            guidance_scale=guidance_scale,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=comfy_hooks.make_generator(seed, im2wav_model.device),
+            num_waveforms_per_prompt=batch_size,
+            callback=comfy_hooks.progress_callback(),
+        )
+        return (Im2WavTokens(tokens, "low", conditioning),)
+
+
+class Im2WavSampleUp:
+    """Sample UP tokens (the fine level, hop 8) from LOW tokens and their conditioning."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        inputs = {"im2wav_model": (MODEL,), "low_tokens": (TOKENS,)}
+        inputs.update(sampling_inputs(include_length=False))
+        return {"required": inputs}
+
+    RETURN_TYPES = (TOKENS,)
+    RETURN_NAMES = ("up_tokens",)
+    FUNCTION = "sample"
+    CATEGORY = CATEGORY
+
+    def sample(self, im2wav_model, low_tokens: Im2WavTokens, temperature: float, top_k: int, top_p: float,
+               seed: int):
+        """Return UP tokens ``[B * n, 4 * T_low]``."""
+        tokens = im2wav_model.sample_up(
+            low_tokens.require("low", "im2wav Sample UP"),
+            low_tokens.conditioning.image_embeds,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            generator=comfy_hooks.make_generator(seed, im2wav_model.device),
+            callback=comfy_hooks.progress_callback(),
+        )
+        return (Im2WavTokens(tokens, "up", low_tokens.conditioning),)
+
+
+class Im2WavDecode:
+    """Decode UP tokens with the VQ-VAE into ComfyUI AUDIO."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"im2wav_model": (MODEL,), "up_tokens": (TOKENS,)}}
+
+    RETURN_TYPES = ("AUDIO",)
+    RETURN_NAMES = ("audio",)
+    FUNCTION = "decode"
+    CATEGORY = CATEGORY
+
+    def decode(self, im2wav_model, up_tokens: Im2WavTokens):
+        """Return AUDIO ``{"waveform": [B, 1, S] float32 on the CPU, "sample_rate": the model's rate}``."""
+        waveform = im2wav_model.decode(up_tokens.require("up", "im2wav Decode"))
+        return (audio_output(waveform, im2wav_model.sample_rate),)
+
+
+def audio_output(waveform, sample_rate: int) -> dict:
+    """ComfyUI's AUDIO value, as SaveAudio and CreateVideo read it."""
+    return {"waveform": waveform.detach().to(device="cpu").float(), "sample_rate": int(sample_rate)}
