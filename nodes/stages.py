@@ -59,7 +59,14 @@ class Im2WavEncodeImages:
                     "default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01,
                     "tooltip": "Frame rate of the frames (connect Get Video Components' fps).",
                 }),
-            }
+            },
+            "optional": {
+                "max_seconds": ("FLOAT", {
+                    "default": 0.0, "min": 0.0, "max": 3600.0, "step": 0.001,
+                    "tooltip": "Keep only the frames of the first max_seconds seconds, so they line up "
+                               "with a shorter sound (set it to Sample LOW's seconds); 0 keeps all.",
+                }),
+            },
         }
 
     RETURN_TYPES = (CONDITIONING,)
@@ -67,9 +74,12 @@ class Im2WavEncodeImages:
     FUNCTION = "encode"
     CATEGORY = CATEGORY
 
-    def encode(self, im2wav_model, images, mode: str, fps: float):
-        """Return the CLIP embeddings of ``images``."""
-        return (Im2WavConditioning(im2wav_model.encode_images(image_sequences(images, mode), fps=fps)),)
+    def encode(self, im2wav_model, images, mode: str, fps: float, max_seconds: float = 0.0):
+        """Return the CLIP embeddings of ``images`` (of their first ``max_seconds`` when it is > 0)."""
+        embeds = im2wav_model.encode_images(
+            image_sequences(images, mode), fps=fps, max_seconds=max_seconds if max_seconds > 0 else None
+        )
+        return (Im2WavConditioning(embeds),)
 
 
 class Im2WavSampleLow:

@@ -148,8 +148,8 @@ class RecordingPipeline:
             if callback is not None:
                 callback(step, self.chunks)
 
-    def encode_images(self, images, fps=30.0):
-        self.calls["encode_images"] = ((images,), {"fps": fps})
+    def encode_images(self, images, fps=30.0, max_seconds=None):
+        self.calls["encode_images"] = ((images,), {"fps": fps, "max_seconds": max_seconds})
         return torch.zeros(images.shape[0] if images.ndim == 5 else 1, 3, 8)  # [B, F, D]
 
     def sample_low(self, image_embeds, **kwargs):
@@ -317,9 +317,16 @@ def test_encode_images_passes_the_image_batch_as_frames_or_as_single_images(mode
     images = comfy_image(batch=5)
     (conditioning,) = NODE_CLASS_MAPPINGS["Im2WavEncodeImages"]().encode(pipe, images, mode, 12.5)
     (passed,), kwargs = pipe.calls["encode_images"]
-    assert tuple(passed.shape) == shape and kwargs == {"fps": 12.5}
+    assert tuple(passed.shape) == shape and kwargs == {"fps": 12.5, "max_seconds": None}
     assert torch.equal(passed.reshape(images.shape), images)
     assert isinstance(conditioning, Im2WavConditioning)
+
+
+def test_encode_images_max_seconds_reaches_the_library(comfy_stubs):
+    pipe = RecordingPipeline()
+    NODE_CLASS_MAPPINGS["Im2WavEncodeImages"]().encode(pipe, comfy_image(batch=5), "frames of one video", 30.0, 1.5)
+    _, kwargs = pipe.calls["encode_images"]
+    assert kwargs == {"fps": 30.0, "max_seconds": 1.5}
 
 
 def test_samplers_pass_their_widgets_and_report_progress_for_every_chunk(comfy_stubs):
