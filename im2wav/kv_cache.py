@@ -47,7 +47,6 @@ class SparseKVCache(nn.Module):
         if kind not in ATTENTION_KINDS:
             raise ValueError(f"unknown attention kind {kind!r}; expected one of {ATTENTION_KINDS}")
         self.kind = kind
-        self.n_ctx = n_ctx
         self.block_ctx = block_ctx
         self.blocks = n_ctx // block_ctx
         self.num_slots = {"block": block_ctx, "transpose": n_ctx, "previous": 2 * block_ctx}[kind]
@@ -127,7 +126,6 @@ class PriorKVCache(nn.Module):
         device: torch.device | str | None = None,
     ):
         super().__init__()
-        self.batch_size = batch_size
         self.layers = nn.ModuleList(
             SparseKVCache(kind, batch_size, heads, head_dim, n_ctx, block_ctx, dtype, device) for kind in kinds
         )

@@ -8,7 +8,8 @@ Small free functions (gpt-fast style):
 - `filter_logits` / `sample_next_token`: temperature, top-k, top-p, per-sample generators;
 - `sample_low_tokens` / `sample_up_tokens`: the public entry points, any length (windows of `n_ctx`
   with hop `n_ctx // 2`; the overlap primes the cache of the next window);
-- `forced_decode_logits`: the cached decoder fed given tokens, returning its per-step logits (parity).
+- `forced_decode_logits`: the cached decoder fed given tokens, returning its per-step logits (parity);
+- `check_sampling_args` / `check_generator`: the argument checks the pipeline shares.
 
 Example:
     >>> import torch
@@ -27,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable
 
 import torch
@@ -67,7 +69,18 @@ def prefill(prior: Im2WavPrior, prompt: torch.Tensor, cond: PriorConditioning, c
 def decode_one_token(
     prior: Im2WavPrior, token: torch.Tensor, pos: int, cond: PriorConditioning, cache: PriorKVCache
 ) -> torch.Tensor:
-    """Logits [B, K] at position `pos` >= 1, given the token at `pos - 1` ([B]) and the cache."""
+    """One cached decoding step.
+
+    Args:
+        prior: the prior.
+        token: LongTensor [B], the token at position `pos - 1`.
+        pos: the position whose logits are computed (>= 1).
+        cond: the window's conditioning, batch B.
+        cache: caches for batch B, holding positions `0 .. pos - 1`.
+
+    Returns:
+        Logits [B, K] at position `pos`.
+    """
     h = prior.embed(token[:, None], pos, cond)  # (B, 1, D)
     for i, layer in enumerate(prior.layers):
         h = layer.decode(h, pos, cache[i])
@@ -75,31 +88,46 @@ def decode_one_token(
 
 
 def apply_guidance(logits: torch.Tensor, guidance_scale: float) -> torch.Tensor:
-    """Classifier-free guidance on a `[cond; null]` batch [2B, K] -> [B, K].
+    """Classifier-free guidance on a `[cond; null]` batch: `null + s * (cond - null)`.
 
-    `null + s * (cond - null)`, which equals the original's `s * cond + (1 - s) * null`.
+    This equals the original's `s * cond + (1 - s) * null`.
+
+    Args:
+        logits: [2B, K], the conditional rows first, then the null rows.
+        guidance_scale: `s` (1: the conditional logits, 0: the null ones).
+
+    Returns:
+        [B, K] guided logits.
     """
     cond, null = logits.chunk(2)
     return null + guidance_scale * (cond - null)
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Set logits outside the top-k and/or the top-p nucleus to -inf (0 / 1.0 disable them).
+    """Set logits outside the top-k and/or the top-p nucleus to -inf; the input is not modified.
 
     Matches the original's `filter_logits` (its `top_p=0.0` "off" is our `top_p=1.0`): the nucleus
     keeps the smallest prefix of the sorted tokens whose probability mass exceeds `top_p`.
+
+    Args:
+        logits: [B, K].
+        top_k: keep the k largest logits of each row (0: all).
+        top_p: keep the nucleus of mass `top_p` of each row (1.0: all).
+
+    Returns:
+        [B, K], `logits` itself when neither filter is active.
     """
-    logits = logits.clone()
+    # masked_fill rather than `logits[mask] = -inf`: a boolean-index write may sync with the GPU
     if top_k > 0:
         kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-        logits[logits < kth] = -math.inf
+        logits = logits.masked_fill(logits < kth, -math.inf)
     if top_p < 1.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         mass = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
         remove = mass > top_p
         remove[..., 1:] = remove[..., :-1].clone()  # keep the token that crosses the threshold
         remove[..., 0] = False
-        logits[remove.scatter(-1, order, remove)] = -math.inf
+        logits = logits.masked_fill(remove.scatter(-1, order, remove), -math.inf)
     return logits
 
 
@@ -155,7 +183,16 @@ def _decode_window(
 
 
 def window_starts(num_tokens: int, n_ctx: int, hop: int) -> list[int]:
-    """First token of each window: every `hop` tokens, the last one moved back to end at `num_tokens`."""
+    """First token of each window: every `hop` tokens, the last one moved back to end at `num_tokens`.
+
+    Args:
+        num_tokens: tokens generated in all.
+        n_ctx: tokens per window.
+        hop: tokens between window starts (`n_ctx // 2` in the sampler).
+
+    Returns:
+        The start of every window, ascending; `[0]` when one window holds everything.
+    """
     if num_tokens <= n_ctx:
         return [0]
     starts = []
@@ -172,6 +209,15 @@ def window_frames(frame_embeds: torch.Tensor, start: int, n_ctx: int, num_tokens
     As the original: frames `start_f .. start_f + window_frames` (inclusive, clipped to the clip), where
     the frame rate is F per clip. A window longer than the clip repeats the last frame so that
     frames keep their time position. One frame (an image) covers every window.
+
+    Args:
+        frame_embeds: [B, F, C] CLIP embeddings spanning the whole generation.
+        start: first token of the window.
+        n_ctx: tokens per window.
+        num_tokens: tokens generated in all.
+
+    Returns:
+        [B, F_window, C].
     """
     F = frame_embeds.shape[1]
     if num_tokens <= n_ctx:
@@ -193,6 +239,12 @@ def low_window_inputs(
     sets it: the total length is that of a 10 s video (`ORIGINAL_TOTAL_LENGTH`) or the generated
     length if longer, the offset `start * hop`, the window length `n_ctx * hop`.
 
+    Args:
+        prior: the LOW prior (its `n_ctx` and `hop_length` are read).
+        frame_embeds: [B, F, C] CLIP embeddings spanning the whole generation.
+        start: first token of the window.
+        num_tokens: tokens generated in all.
+
     Returns:
         `(frames [B, F_window, C], timing [B, 3])`.
     """
@@ -206,20 +258,60 @@ def low_window_inputs(
 
 # --------------------------------------------------------------------------------------------
 # public entry points
-def _check_sampling_args(prior: Im2WavPrior, temperature: float, top_k: int, top_p: float, generator: Generator,
-                         batch_size: int) -> None:
+def check_sampling_args(
+    temperature: float, top_k: int, top_p: float, guidance_scale: float | None = None
+) -> None:
+    """Raise a `ValueError` naming the first sampling argument out of range.
+
+    Shared by the sampler and `Im2WavPipeline`, so both reject the same values with the same words.
+
+    Args:
+        temperature: must be a finite number > 0.
+        top_k: must be an int >= 0 (0 disables top-k).
+        top_p: must be in (0, 1] (1.0 disables nucleus filtering).
+        guidance_scale: when given, must be a finite number >= 0 (1 disables guidance).
+    """
+    def real(x) -> bool:
+        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not (real(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    if not (isinstance(top_k, numbers.Integral) and not isinstance(top_k, bool) and top_k >= 0):
+        raise ValueError(f"top_k must be an int >= 0 (0 disables it), got {top_k}")
+    if not (real(top_p) and 0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p must be in (0, 1] (1.0 disables nucleus filtering), got {top_p}")
+    if guidance_scale is not None and not (real(guidance_scale) and guidance_scale >= 0):
+        raise ValueError(f"guidance_scale must be a finite number >= 0 (1 disables guidance), got {guidance_scale}")
+
+
+def check_generator(generator: Generator, batch_size: int) -> None:
+    """Raise unless `generator` is None, one `torch.Generator`, or a list of exactly `batch_size` of them.
+
+    Args:
+        generator: the `generator` argument of a sampling call.
+        batch_size: rows sampled together (in the pipeline: batch size x num_waveforms_per_prompt).
+    """
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != batch_size:
+            raise ValueError(f"got a list of {len(generator)} generators for {batch_size} waveforms (batch size x "
+                             "num_waveforms_per_prompt); pass one generator or exactly one per waveform")
+        bad = [type(g).__name__ for g in generator if not isinstance(g, torch.Generator)]
+    else:
+        bad = [] if generator is None or isinstance(generator, torch.Generator) else [type(generator).__name__]
+    if bad:
+        raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {bad[0]}; "
+                        "seed one with torch.Generator().manual_seed(seed)")
+
+
+def _check_prior(prior: Im2WavPrior, up: bool) -> None:
     if not isinstance(prior, Im2WavPrior):
         raise TypeError(f"prior must be an Im2WavPrior, got {type(prior).__name__}")
     if prior.training:
         raise ValueError("the prior is in training mode (dropout active); call prior.eval() before sampling")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1] (1.0 disables nucleus filtering), got {top_p}")
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0 disables top-k filtering), got {top_k}")
-    if isinstance(generator, (list, tuple)) and len(generator) != batch_size:
-        raise ValueError(f"got {len(generator)} generators for a batch of {batch_size}; pass one per sample")
+    if up and prior.config.lower_vocab_size is None:
+        raise ValueError("this prior is not conditioned on LOW tokens (it is a LOW prior); use sample_low_tokens")
+    if not up and prior.config.lower_vocab_size is not None:
+        raise ValueError("this prior is an UP prior (conditioned on LOW tokens); use sample_up_tokens")
 
 
 def _check_frames(prior: Im2WavPrior, frame_embeds: torch.Tensor) -> None:
@@ -228,15 +320,48 @@ def _check_frames(prior: Im2WavPrior, frame_embeds: torch.Tensor) -> None:
         raise ValueError(f"frame_embeds must be [B, F, {prior.config.clip_dim}] (an image: F=1), got {shape}")
 
 
-def _progress(callback: Callback | None, total: int) -> Callable[[torch.Tensor, int], None]:
-    done = [0]
+def _token_picker(
+    temperature: float, top_k: int, top_p: float, generator: Generator, callback: Callback | None, total: int
+) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """`pick(logits, n)` for `_decode_window`: sample a token, then report progress over all windows."""
+    done = 0
 
-    def step() -> None:
-        done[0] += 1
+    def pick(logits: torch.Tensor, n: int) -> torch.Tensor:
+        nonlocal done
+        token = sample_next_token(logits, temperature, top_k, top_p, generator)
+        done += 1
         if callback is not None:
-            callback(done[0], total)
+            callback(done, total)
+        return token
 
-    return step
+    return pick
+
+
+def _sample_windows(
+    prior: Im2WavPrior,
+    batch_size: int,
+    num_tokens: int,
+    window_cond: Callable[[int, int], PriorConditioning],
+    pick: Callable[[torch.Tensor, int], torch.Tensor],
+    guidance_scale: float | None,
+) -> torch.LongTensor:
+    """Sample `num_tokens` tokens in windows of `n_ctx` with hop `n_ctx // 2`.
+
+    `window_cond(start, length)` gives the conditioning of the window of `length` tokens from `start`
+    (the `[cond; null]` batch when `guidance_scale` is set). Each window is primed with the tokens it
+    shares with the previous one and decodes the rest; one cache serves every window.
+    """
+    n_ctx = prior.config.n_ctx
+    length = min(n_ctx, num_tokens)
+    cache = prior.new_kv_cache(batch_size if guidance_scale is None else 2 * batch_size)
+    tokens = torch.zeros(batch_size, num_tokens, dtype=torch.long, device=prior.device)
+    done = 0
+    for start in window_starts(num_tokens, n_ctx, n_ctx // 2):
+        cond = window_cond(start, length)
+        new = _decode_window(prior, cond, cache, tokens[:, start:done], start + length - done, pick, guidance_scale)
+        tokens[:, done : start + length] = new  # (B, T_new)
+        done = start + length
+    return tokens
 
 
 @torch.no_grad()
@@ -267,43 +392,28 @@ def sample_low_tokens(
     Returns:
         LongTensor [B, num_tokens].
     """
+    _check_prior(prior, up=False)
     _check_frames(prior, frame_embeds)
     B = frame_embeds.shape[0]
-    _check_sampling_args(prior, temperature, top_k, top_p, generator, B)
-    c = prior.config
-    if c.lower_vocab_size is not None:
-        raise ValueError("this prior is an UP prior (conditioned on LOW tokens); use sample_up_tokens")
-    if not guidance_scale >= 0:
-        raise ValueError(f"guidance_scale must be >= 0 (1.0 disables guidance), got {guidance_scale}")
+    check_sampling_args(temperature, top_k, top_p, guidance_scale)
+    check_generator(generator, B)
     guided = guidance_scale != 1.0
-    if guided and c.guidance is False:
+    if guided and prior.config.guidance is False:
         raise ValueError("this prior has no null condition for classifier-free guidance; pass guidance_scale=1.0")
-    if num_tokens < 1:
-        raise ValueError(f"num_tokens must be >= 1, got {num_tokens}")
+    if not isinstance(num_tokens, numbers.Integral) or isinstance(num_tokens, bool) or num_tokens < 1:
+        raise ValueError(f"num_tokens must be an int >= 1, got {num_tokens!r}")
 
     frame_embeds = frame_embeds.to(prior.device)
-    step = _progress(callback, num_tokens)
-    cache = prior.new_kv_cache(2 * B if guided else B)
-    tokens = torch.zeros(B, num_tokens, dtype=torch.long, device=prior.device)
-    done = 0
-    for start in window_starts(num_tokens, c.n_ctx, c.n_ctx // 2):
-        length = min(c.n_ctx, num_tokens)
+
+    def window_cond(start: int, length: int) -> PriorConditioning:
         frames, timing = low_window_inputs(prior, frame_embeds, start, num_tokens)
         cond = prior.condition(B, length, frames, timing=timing)
         if guided:
             cond = cond.cat(prior.condition(B, length, frames, timing=timing, unconditional=True))
+        return cond
 
-        def pick(logits: torch.Tensor, n: int) -> torch.Tensor:
-            token = sample_next_token(logits, temperature, top_k, top_p, generator)
-            step()
-            return token
-
-        prompt = tokens[:, start:done]
-        new = _decode_window(prior, cond, cache, prompt, start + length - done, pick,
-                             guidance_scale if guided else None)
-        tokens[:, done : start + length] = new
-        done = start + length
-    return tokens
+    pick = _token_picker(temperature, top_k, top_p, generator, callback, num_tokens)
+    return _sample_windows(prior, B, int(num_tokens), window_cond, pick, guidance_scale if guided else None)
 
 
 @torch.no_grad()
@@ -329,38 +439,28 @@ def sample_up_tokens(
     Returns:
         LongTensor [B, T_low * 4].
     """
+    _check_prior(prior, up=True)
     _check_frames(prior, frame_embeds)
     B = frame_embeds.shape[0]
-    _check_sampling_args(prior, temperature, top_k, top_p, generator, B)
-    c = prior.config
-    if c.lower_vocab_size is None:
-        raise ValueError("this prior is not conditioned on LOW tokens (it is a LOW prior); use sample_low_tokens")
-    if low_tokens.ndim != 2 or low_tokens.shape[0] != B or low_tokens.shape[1] < 1:
-        raise ValueError(f"low_tokens must be [B={B}, T_low >= 1] (the batch of frame_embeds), "
-                         f"got {tuple(low_tokens.shape)}")
+    check_sampling_args(temperature, top_k, top_p)
+    check_generator(generator, B)
+    if not isinstance(low_tokens, torch.Tensor) or low_tokens.ndim != 2 or low_tokens.shape[0] != B \
+            or low_tokens.shape[1] < 1:
+        shape = tuple(low_tokens.shape) if isinstance(low_tokens, torch.Tensor) else type(low_tokens).__name__
+        raise ValueError(f"low_tokens must be a LongTensor [B={B}, T_low >= 1] (the batch of frame_embeds), "
+                         f"got {shape}")
     factor = prior.upsample_factor
     num_tokens = low_tokens.shape[1] * factor
     low_tokens = low_tokens.to(prior.device)
     frame_embeds = frame_embeds.to(prior.device)
-    step = _progress(callback, num_tokens)
-    cache = prior.new_kv_cache(B)
-    tokens = torch.zeros(B, num_tokens, dtype=torch.long, device=prior.device)
-    done = 0
-    for start in window_starts(num_tokens, c.n_ctx, c.n_ctx // 2):
-        length = min(c.n_ctx, num_tokens)
+
+    def window_cond(start: int, length: int) -> PriorConditioning:
         # the LOW tokens of the same time span (start is a multiple of 4: hop and n_ctx are)
         lower = low_tokens[:, start // factor : (start + length) // factor]
-        cond = prior.condition(B, length, frame_embeds, lower_tokens=lower)
+        return prior.condition(B, length, frame_embeds, lower_tokens=lower)
 
-        def pick(logits: torch.Tensor, n: int) -> torch.Tensor:
-            token = sample_next_token(logits, temperature, top_k, top_p, generator)
-            step()
-            return token
-
-        new = _decode_window(prior, cond, cache, tokens[:, start:done], start + length - done, pick, None)
-        tokens[:, done : start + length] = new
-        done = start + length
-    return tokens
+    pick = _token_picker(temperature, top_k, top_p, generator, callback, num_tokens)
+    return _sample_windows(prior, B, num_tokens, window_cond, pick, None)
 
 
 @torch.no_grad()
@@ -375,8 +475,13 @@ def forced_decode_logits(
 ) -> dict[str, torch.Tensor]:
     """Run the cached decoder of one window, feeding `tokens` instead of sampling (teacher forcing).
 
-    Used to compare the sampler's per-step logits with the original's. Arguments as
-    `Im2WavPrior.forward`; with `guidance_scale` the `[cond; null]` batch is decoded in one pass.
+    Used to compare the sampler's per-step logits with the original's.
+
+    Args:
+        prior: the prior.
+        tokens: LongTensor [B, T], T <= n_ctx, fed one by one.
+        frame_embeds, lower_tokens, timing: the conditioning, as in `Im2WavPrior.forward`.
+        guidance_scale: when set, the `[cond; null]` batch is decoded in one pass and mixed.
 
     Returns:
         `{"cond": [B, T, K], "guided": [B, T, K]}`, plus `"null": [B, T, K]` with guidance.

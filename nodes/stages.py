@@ -18,7 +18,7 @@ def sampling_inputs(include_length: bool) -> dict:
     inputs = {}
     if include_length:
         inputs["seconds"] = ("FLOAT", {
-            "default": 4.096, "min": 0.001, "max": 600.0, "step": 0.001, "round": 0.001,
+            "default": 4.096, "min": 0.001, "max": 120.0, "step": 0.001, "round": 0.001,  # Im2WavPipeline's limit
             "tooltip": "Length of the audio; 4.096 s is the priors' context, longer audio is sampled in windows.",
         })
         inputs["guidance_scale"] = ("FLOAT", {
@@ -28,7 +28,7 @@ def sampling_inputs(include_length: bool) -> dict:
     inputs.update({
         "temperature": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 5.0, "step": 0.01}),
         "top_k": ("INT", {"default": 0, "min": 0, "max": 2048, "tooltip": "0 keeps every token."}),
-        "top_p": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": "1 keeps every token."}),
+        "top_p": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "1 keeps every token."}),
         "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True}),
     })
     return inputs

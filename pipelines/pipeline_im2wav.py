@@ -29,7 +29,12 @@ from im2wav.clip_encoder import CLIPImageProcessor, embed_images
 from im2wav.media import is_video_file, load_frames, load_image
 from im2wav.models.prior import Im2WavPrior
 from im2wav.models.vqvae import HierarchicalVQVAE
-from im2wav.sampling import sample_low_tokens, sample_up_tokens
+from im2wav.sampling import (
+    check_generator,
+    check_sampling_args,
+    sample_low_tokens,
+    sample_up_tokens,
+)
 
 __all__ = ["Im2WavPipeline", "check_pipeline_folder"]
 
@@ -147,6 +152,16 @@ def _is_frame(item: Any) -> bool:
         or _is_path(item)
         or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 3)
     )
+
+
+def _check_fps(fps: float) -> None:
+    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
+
+
+def _check_num_waveforms(num_waveforms_per_prompt: int) -> None:
+    if not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
+        raise ValueError(f"num_waveforms_per_prompt must be an int >= 1, got {num_waveforms_per_prompt}")
 
 
 def _array_to_images(array: np.ndarray | torch.Tensor) -> list[Image.Image]:
@@ -299,27 +314,6 @@ class Im2WavPipeline(DiffusionPipeline):
                 "pipeline generates in one call; generate shorter pieces"
             )
 
-    @staticmethod
-    def _check_sampling_args(temperature: float, top_k: int, top_p: float, guidance_scale: float | None = None) -> None:
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a positive number, got {temperature}")
-        if not (isinstance(top_k, int) and top_k >= 0):
-            raise ValueError(f"top_k must be an int >= 0 (0 disables it), got {top_k}")
-        if not (isinstance(top_p, (int, float)) and 0.0 < top_p <= 1.0):
-            raise ValueError(f"top_p must be in (0, 1] (1.0 disables nucleus filtering), got {top_p}")
-        if guidance_scale is not None and not (
-            isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 0
-        ):
-            raise ValueError(f"guidance_scale must be a finite number >= 0 (1 disables guidance), got {guidance_scale}")
-
-    @staticmethod
-    def _check_generator(generator, batch_size: int) -> None:
-        if isinstance(generator, list) and len(generator) != batch_size:
-            raise ValueError(
-                f"got a list of {len(generator)} generators for {batch_size} waveforms (batch size x "
-                "num_waveforms_per_prompt); pass one generator or exactly one per waveform"
-            )
-
     def _check_image_embeds(self, image_embeds: torch.Tensor) -> None:
         if not isinstance(image_embeds, torch.Tensor):
             raise TypeError(f"image_embeds must be a torch.Tensor [B, F, D], got {type(image_embeds).__name__}")
@@ -351,14 +345,15 @@ class Im2WavPipeline(DiffusionPipeline):
     ) -> list[list[Image.Image]]:
         """Turn any accepted image input into a batch of RGB frame sequences.
 
-        Accepted forms (see `encode_images`). Each sequence is cut to its first
-        `max(1, int(max_seconds * fps))` frames when `max_seconds` is given.
+        Args:
+            images: any form `encode_images` accepts.
+            fps: frame rate at which video files are sampled.
+            max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))` frames.
 
         Returns:
             `B` lists of `F_b` Pillow RGB images.
         """
-        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
+        _check_fps(fps)
 
         def one_item(item: Any) -> list[Image.Image]:  # one batch element -> its frames
             if isinstance(item, Image.Image):
@@ -492,10 +487,9 @@ class Im2WavPipeline(DiffusionPipeline):
 
         self._check_image_embeds(image_embeds)
         self.check_audio_length(audio_length_in_s)
-        self._check_sampling_args(temperature, top_k, top_p, guidance_scale)
-        if not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
-            raise ValueError(f"num_waveforms_per_prompt must be an int >= 1, got {num_waveforms_per_prompt}")
-        self._check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
+        check_sampling_args(temperature, top_k, top_p, guidance_scale)
+        _check_num_waveforms(num_waveforms_per_prompt)
+        check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
 
         device = self._execution_device
         _onload(self.low_prior)
@@ -539,13 +533,13 @@ class Im2WavPipeline(DiffusionPipeline):
         if not isinstance(low_tokens, torch.Tensor) or low_tokens.ndim != 2 or low_tokens.dtype != torch.long:
             raise ValueError("low_tokens must be a LongTensor [N, T_low] (the output of sample_low)")
         self._check_image_embeds(image_embeds)
-        self._check_sampling_args(temperature, top_k, top_p)
+        check_sampling_args(temperature, top_k, top_p)
         rows, batch = low_tokens.shape[0], image_embeds.shape[0]
         if rows % batch:
             raise ValueError(
                 f"low_tokens has {rows} rows; image_embeds must have {rows} rows or a divisor of it, got {batch}"
             )
-        self._check_generator(generator, rows)
+        check_generator(generator, rows)
         device = self._execution_device
         _onload(self.up_prior)
         embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // batch, dim=0)  # [N, F, D]
@@ -636,11 +630,9 @@ class Im2WavPipeline(DiffusionPipeline):
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         self.check_audio_length(audio_length_in_s)
-        self._check_sampling_args(temperature, top_k, top_p, guidance_scale)
-        if not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
-            raise ValueError(f"num_waveforms_per_prompt must be an int >= 1, got {num_waveforms_per_prompt}")
-        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive number, got {fps}")
+        check_sampling_args(temperature, top_k, top_p, guidance_scale)
+        _check_num_waveforms(num_waveforms_per_prompt)
+        _check_fps(fps)
 
         # 2. Encode the images (one CLIP embedding per frame)
         if image_embeds is None:
@@ -649,7 +641,7 @@ class Im2WavPipeline(DiffusionPipeline):
             self._check_image_embeds(image_embeds)
             image_embeds = image_embeds[:, : max(1, int(audio_length_in_s * fps + 1e-6))]  # [B, F, D]
         batch_size = image_embeds.shape[0] * num_waveforms_per_prompt
-        self._check_generator(generator, batch_size)
+        check_generator(generator, batch_size)
 
         num_low = self.num_low_tokens(audio_length_in_s)
         num_up = num_low * self.up_prior.upsample_factor

@@ -14,7 +14,6 @@ from PIL import Image
 from tiny_components import (  # noqa: F401  (pytest fixtures)
     TINY_SECONDS,
     make_test_video,
-    single_thread,
     tiny_image,
     tiny_pipe,
     tiny_pipe_dir,

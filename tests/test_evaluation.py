@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import shared_path
-from tiny_components import TINY_SECONDS, build_tiny_pipeline, single_thread, tiny_image  # noqa: F401  (fixture)
+from tiny_components import TINY_SECONDS, build_tiny_pipeline, tiny_image
 from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
 
 from im2wav.evaluation import (

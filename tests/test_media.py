@@ -12,7 +12,7 @@ import soundfile
 import torch
 from conftest import shared_path
 from PIL import Image
-from tiny_components import make_test_video, single_thread  # noqa: F401  (autouse fixture)
+from tiny_components import make_test_video
 
 from im2wav.clip_encoder import embed_images, load_clip_image_encoder, tiny_clip_vision
 from im2wav.media import (

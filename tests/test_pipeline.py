@@ -17,7 +17,6 @@ from tiny_components import (  # noqa: F401  (pytest fixtures)
     TINY_SECONDS,
     build_tiny_pipeline,
     make_test_video,
-    single_thread,
     tiny_image,
     tiny_pipe,
     tiny_pipe_dir,
@@ -125,6 +124,9 @@ def test_windowed_sampling_beyond_one_window(tiny_pipe):
     # tiny-low's window is 128 tokens (0.256 s); 0.3 s needs 150 LOW and 600 UP tokens (UP window 512)
     tokens = _run(tiny_pipe, _image(), audio_length_in_s=0.3, output_type="latent")
     assert tokens.shape == (1, 600)
+    assert 0 <= tokens.min() and tokens.max() < tiny_pipe.up_prior.config.vocab_size
+    # the second UP window decodes new tokens rather than repeating the first window's start
+    assert not torch.equal(tokens[:, 512:], tokens[:, :88])
 
 
 def test_callback_and_progress(tiny_pipe):

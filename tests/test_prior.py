@@ -184,3 +184,9 @@ def test_clear_errors_for_bad_inputs():
         up(tokens, frame_embeds=embeds)
     with pytest.raises(ValueError, match="no null condition"):
         up(tokens, frame_embeds=embeds, lower_tokens=tokens[:, :8], unconditional=True)
+    with pytest.raises(TypeError, match="tokens must be a torch.Tensor"):
+        prior(tokens.tolist(), frame_embeds=embeds, timing=timing)
+    with pytest.raises(TypeError, match="frame_embeds must be a torch.Tensor"):
+        prior(tokens, frame_embeds=embeds.numpy(), timing=timing)
+    with pytest.raises(TypeError, match="timing must be a torch.Tensor"):
+        prior(tokens, frame_embeds=embeds, timing=timing.tolist())

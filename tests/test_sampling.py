@@ -124,9 +124,31 @@ def test_windowed_sampling_returns_the_requested_length(low, up, num_frames, num
 
 
 def test_windowed_up_sampling_over_several_windows(up):
+    """Each UP window reads the LOW tokens of its own span: the first window is the one-window run,
+    and LOW tokens past its span change only what comes after it."""
     low_tokens = torch.randint(0, 16, (1, 20), generator=torch.Generator().manual_seed(0))  # 80 UP tokens
-    z_up = sample_up_tokens(up, low_tokens, frames(1, 2), top_k=4, generator=torch.Generator().manual_seed(0))
+    embeds = frames(1, 2)
+
+    def run(low_tokens: torch.Tensor) -> torch.Tensor:
+        return sample_up_tokens(up, low_tokens, embeds, top_k=4, generator=torch.Generator().manual_seed(0))
+
+    z_up = run(low_tokens)
     assert z_up.shape == (1, 80)
+    first = N_CTX // 4  # LOW tokens of the first window
+    assert torch.equal(z_up[:, :N_CTX], run(low_tokens[:, :first]))
+    changed = low_tokens.clone()
+    changed[:, first:] = (changed[:, first:] + 7) % 16
+    z_changed = run(changed)
+    assert torch.equal(z_changed[:, :N_CTX], z_up[:, :N_CTX])
+    assert not torch.equal(z_changed[:, N_CTX:], z_up[:, N_CTX:])
+
+
+def test_long_low_sampling_starts_with_the_one_window_run(low):
+    """For an image, the first window of a long generation is conditioned exactly as a one-window run."""
+    image = frames(2, 1)
+    long = sample_low_tokens(low, image, 3 * N_CTX + 4, generator=torch.Generator().manual_seed(3))
+    short = sample_low_tokens(low, image, N_CTX, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(long[:, :N_CTX], short)
 
 
 def test_window_starts_and_frames():
@@ -184,6 +206,16 @@ def test_clear_errors(low, up):
         sample_up_tokens(low, torch.zeros(2, 4, dtype=torch.long), embeds)
     with pytest.raises(ValueError, match="ids must be"):
         sample_up_tokens(up, torch.full((2, 4), 99), embeds)
+    with pytest.raises(ValueError, match="guidance_scale"):
+        sample_low_tokens(low, embeds, 4, guidance_scale=float("inf"))
+    with pytest.raises(ValueError, match="top_k"):
+        sample_low_tokens(low, embeds, 4, top_k=1.5)
+    with pytest.raises(ValueError, match="num_tokens"):
+        sample_low_tokens(low, embeds, 4.0)
+    with pytest.raises(TypeError, match="torch.Generator"):
+        sample_low_tokens(low, embeds, 4, generator=0)
+    with pytest.raises(ValueError, match="low_tokens must be"):
+        sample_up_tokens(up, [[0, 1], [2, 3]], embeds)
     low.train()
     try:
         with pytest.raises(ValueError, match="eval"):

@@ -2,7 +2,7 @@
 
 Use the fixtures by importing them into a test module::
 
-    from tiny_components import single_thread, tiny_pipe, tiny_pipe_dir  # noqa: F401  (pytest fixtures)
+    from tiny_components import tiny_pipe, tiny_pipe_dir  # noqa: F401  (pytest fixtures)
 
 or call `build_tiny_pipeline()` / `make_test_video()` directly.
 """
@@ -116,17 +116,6 @@ def tiny_image(seed: int = 0, size: tuple[int, int] = (40, 30)) -> Image.Image:
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 255, 3) + rng.normal(0, 20, (size[1], size[0], 3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Run on one CPU thread: token-by-token sampling of tiny models is dominated by thread
-    synchronisation, up to 20x slower with two threads on a busy machine. Autouse in every module
-    that imports it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,11 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def _check_tensor(x: object, name: str, shape: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {shape}, got {type(x).__name__}; convert it with torch.as_tensor")
+
+
 @dataclass
 class PriorConditioning:
     """Everything a window of the prior is conditioned on, precomputed once per window.
@@ -177,6 +182,7 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
     # ----------------------------------------------------------------------------------------
     # conditioning
     def _check_embeds(self, frame_embeds: torch.Tensor, batch_size: int) -> None:
+        _check_tensor(frame_embeds, "frame_embeds", f"[B, F, {self.config.clip_dim}]")
         if frame_embeds.ndim != 3 or frame_embeds.shape[0] != batch_size or frame_embeds.shape[1] < 1:
             raise ValueError(f"frame_embeds must be [B={batch_size}, F>=1, {self.config.clip_dim}] (one CLIP "
                              f"embedding per frame; an image is F=1), got {tuple(frame_embeds.shape)}")
@@ -231,6 +237,7 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             if timing is None:
                 raise ValueError("timing [B, 3] = (total length, offset, window length) in samples is required "
                                  "by this prior (config.time_signal=True)")
+            _check_tensor(timing, "timing", "[B, 3]")
             if timing.shape != (batch_size, 3):
                 raise ValueError(f"timing must be [B={batch_size}, 3], got {tuple(timing.shape)}")
             self.time_embedding.check(timing)
@@ -248,6 +255,7 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             factor = self.upsample_factor
             if lower_tokens is None:
                 raise ValueError(f"lower_tokens [B, T // {factor}] (the LOW tokens) are required by this UP prior")
+            _check_tensor(lower_tokens, "lower_tokens", "LongTensor [B, T_low]")
             if lower_tokens.ndim != 2 or lower_tokens.shape[0] != batch_size:
                 raise ValueError(f"lower_tokens must be [B={batch_size}, T_low], got {tuple(lower_tokens.shape)}")
             t_low = lower_tokens.shape[1]
@@ -312,6 +320,7 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
         Returns:
             FloatTensor [B, T, K].
         """
+        _check_tensor(tokens, "tokens", "LongTensor [B, T]")
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be [B, T], got {tuple(tokens.shape)}")
         B, T = tokens.shape

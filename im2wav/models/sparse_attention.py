@@ -151,10 +151,12 @@ class TransformerLayer(nn.Module):
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp_proj(quick_gelu(self.mlp_fc(x)))
 
-    def forward(self, x: torch.Tensor, cache: SparseKVCache | None = None) -> torch.Tensor:  # (B, T, D)
+    def forward(self, x: torch.Tensor, cache: SparseKVCache | None = None) -> torch.Tensor:
+        """[B, T, D] -> [B, T, D] for positions `0 .. T-1`; with `cache`, their keys/values are stored (prefill)."""
         a = self.attn(self.attn_norm(x), cache)
         return x + a + self._mlp(self.mlp_norm(x + a))
 
-    def decode(self, x: torch.Tensor, pos: int, cache: SparseKVCache) -> torch.Tensor:  # (B, 1, D)
+    def decode(self, x: torch.Tensor, pos: int, cache: SparseKVCache) -> torch.Tensor:
+        """[B, 1, D] -> [B, 1, D] for the one token at position `pos`, reading and extending `cache`."""
         a = self.attn.decode(self.attn_norm(x), pos, cache)
         return x + a + self._mlp(self.mlp_norm(x + a))
