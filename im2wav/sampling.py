@@ -364,7 +364,7 @@ def _sample_windows(
     return tokens
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_low_tokens(
     prior: Im2WavPrior,
     frame_embeds: torch.Tensor,
@@ -416,7 +416,7 @@ def sample_low_tokens(
     return _sample_windows(prior, B, int(num_tokens), window_cond, pick, guidance_scale if guided else None)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_up_tokens(
     prior: Im2WavPrior,
     low_tokens: torch.Tensor,
@@ -463,7 +463,7 @@ def sample_up_tokens(
     return _sample_windows(prior, B, num_tokens, window_cond, pick, None)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def forced_decode_logits(
     prior: Im2WavPrior,
     tokens: torch.Tensor,

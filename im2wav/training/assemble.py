@@ -1,0 +1,72 @@
+"""Assembling trained stages into an `Im2WavPipeline` folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .stages import load_stage_model
+
+__all__ = ["assemble_pipeline", "check_stages_fit"]
+
+
+def check_stages_fit(vqvae, low, up, clip_dim: int) -> None:
+    """Raise a `ValueError` unless the VQ-VAE, the two priors and CLIP belong together."""
+    codes, hops = int(vqvae.config.l_bins), list(vqvae.hop_lengths)
+    problems = []
+    if low.config.vocab_size != codes or up.config.vocab_size != codes:
+        problems.append(f"the priors model {low.config.vocab_size} (LOW) / {up.config.vocab_size} (UP) codes, "
+                        f"the VQ-VAE has {codes}")
+    if up.config.lower_vocab_size != codes:
+        problems.append(f"UP is conditioned on {up.config.lower_vocab_size} LOW codes, the VQ-VAE has {codes}")
+    if len(hops) < 2 or low.config.hop_length != hops[1] or up.config.hop_length != hops[0]:
+        problems.append(f"hops: LOW {low.config.hop_length}, UP {up.config.hop_length}, VQ-VAE levels {hops}")
+    if low.config.clip_dim != clip_dim or up.config.clip_dim != clip_dim:
+        problems.append(f"the priors expect {low.config.clip_dim}-d CLIP embeddings, the CLIP model gives {clip_dim}")
+    if problems:
+        raise ValueError("these stages do not fit together: " + "; ".join(problems))
+
+
+def assemble_pipeline(vqvae: str | os.PathLike, low: str | os.PathLike, up: str | os.PathLike,
+                      out: str | os.PathLike, *, clip: str | None = None, dataset: str | os.PathLike | None = None,
+                      use_ema: bool = False) -> Path:
+    """Write a pipeline folder (`Im2WavPipeline.save_pretrained`) from the three stages and CLIP.
+
+    Args:
+        vqvae, low, up: stage sources (see `im2wav.training.stages.load_stage_model`).
+        out: the folder to write (replaced atomically if it exists).
+        clip: CLIP checkpoint (local folder or hub id); default: the one `dataset` was prepared with.
+        dataset: a prepared dataset folder (read only for its CLIP checkpoint).
+        use_ema: take the EMA weights of training checkpoints when they were saved.
+
+    Returns:
+        The pipeline folder.
+    """
+    from ..clip_encoder import load_clip_image_encoder
+    from ..data.shards import DatasetInfo
+    from ..pipelines import Im2WavPipeline
+
+    if clip is None:
+        if dataset is None:
+            raise ValueError("name the CLIP checkpoint with --clip, or pass --dataset to use the one it was prepared with")
+        clip = DatasetInfo.load(dataset).clip_model
+    image_encoder, feature_extractor = load_clip_image_encoder(clip)
+    models = [load_stage_model(src, stage, use_ema=use_ema).eval() for src, stage in
+              ((vqvae, "vqvae"), (low, "low"), (up, "up"))]
+    check_stages_fit(*models, clip_dim=int(image_encoder.config.projection_dim))
+    pipe = Im2WavPipeline(image_encoder=image_encoder, feature_extractor=feature_extractor,
+                          vqvae=models[0], low_prior=models[1], up_prior=models[2])
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    pipe.save_pretrained(tmp)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    return out

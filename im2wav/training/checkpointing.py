@@ -1,0 +1,235 @@
+"""Training checkpoints: atomic, resumable, and loadable with `from_pretrained`.
+
+A run folder holds::
+
+    config.json                    the resolved training configuration
+    metrics.jsonl, metrics.csv     one row per logged step (train and validation)
+    checkpoints/step_00001000/
+        model/                     `Model.from_pretrained(...)` folder (config.json + safetensors)
+        ema/                       the EMA weights, same format (when EMA is on)
+        training_state.pt          optimizer, scheduler, EMA state (tensors only: loads with weights_only)
+        rng_0.json / rng_0.pt      per-process RNG: data sampler state (JSON) and torch RNG (tensors)
+        state.json                 step, stage, world size
+    checkpoints/latest             the name of the newest complete checkpoint
+
+A checkpoint is written into a hidden temporary folder and renamed into place, then `latest` is
+replaced atomically: a run killed at any moment leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from ..data.shards import atomic_write_text
+
+__all__ = [
+    "capture_rng",
+    "check_compatible",
+    "checkpoint_config",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "restore_rng",
+    "save_checkpoint",
+]
+
+CHECKPOINTS = "checkpoints"
+
+
+def _normalise(value):
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str, ignore: tuple[str, ...] = ()) -> None:
+    """Raise a `ValueError` unless `checkpoint_dir` was written for this stage and model config.
+
+    Args:
+        config: the model config this run would train (keys starting with `_` are ignored).
+        checkpoint_dir: a `checkpoints/step_*` folder.
+        stage: `vqvae`, `low` or `up`.
+        ignore: config keys not compared (e.g. statistics measured from the data).
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    state_path = checkpoint_dir / "state.json"
+    if not state_path.is_file():
+        raise ValueError(f"{checkpoint_dir} is not a training checkpoint (no state.json); pass a "
+                         f"run folder or one of its checkpoints/step_* folders to --resume")
+    state = json.loads(state_path.read_text())
+    if state.get("stage") != stage:
+        raise ValueError(f"cannot resume {stage!r} training from {checkpoint_dir}: it is a {state.get('stage')!r} "
+                         "checkpoint. Use --init to start a new run from another stage's weights")
+    saved = checkpoint_config(checkpoint_dir)
+    current = {k: v for k, v in dict(config).items() if not k.startswith("_")}
+    keys = (set(saved) | set(current)) - set(ignore)
+    differing = sorted(k for k in keys if _normalise(saved.get(k)) != _normalise(current.get(k)))
+    if differing:
+        details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs this run {current.get(k)!r}" for k in differing[:6])
+        raise ValueError(f"cannot resume from {checkpoint_dir}: its model config differs ({details}). Resume with "
+                         "the original run's settings, or start a new run with --init to fine-tune from it")
+
+
+def checkpoint_config(checkpoint_dir: str | os.PathLike) -> dict:
+    """The model config saved in a checkpoint (without diffusers' `_` bookkeeping keys)."""
+    path = Path(checkpoint_dir) / "model" / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{checkpoint_dir} has no model/config.json; the checkpoint is incomplete")
+    return {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("_")}
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a run folder, or None."""
+    root = Path(run_dir) / CHECKPOINTS
+    pointer = root / "latest"
+    if pointer.is_file():
+        candidate = root / pointer.read_text().strip()
+        if (candidate / "state.json").is_file():
+            return candidate
+    complete = sorted(p for p in root.glob("step_*") if (p / "state.json").is_file())
+    return complete[-1] if complete else None
+
+
+def capture_rng(data_rng: np.random.Generator) -> tuple[dict, dict[str, torch.Tensor]]:
+    """This process's RNG states: `(json-able part, tensor part)`."""
+    json_part = {
+        "data": data_rng.bit_generator.state,
+        "numpy": [x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()],
+        "python": [list(x) if isinstance(x, tuple) else x for x in random.getstate()],
+    }
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda_{i}"] = state
+    return json_part, tensors
+
+
+def restore_rng(data_rng: np.random.Generator, json_part: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Inverse of `capture_rng`."""
+    data_rng.bit_generator.state = json_part["data"]
+    kind, keys, pos, has_gauss, cached = json_part["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = json_part["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda_"))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    stage: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    ema_model: nn.Module | None = None,
+    ema_state: dict | None = None,
+    rng: tuple[dict, dict[str, torch.Tensor]] | None = None,
+    process_index: int = 0,
+    num_processes: int = 1,
+    keep: int = 2,
+) -> Path:
+    """Write checkpoint `step` atomically and point `latest` at it (call on the main process).
+
+    Args:
+        run_dir: the run folder.
+        step: optimizer steps done.
+        stage: `vqvae`, `low` or `up` (checked on resume).
+        model: the unwrapped model (a diffusers `ModelMixin`).
+        optimizer, scheduler: their states are saved.
+        ema_model: a model holding the EMA weights, saved as `ema/` (or None).
+        ema_state: `EMA.state_dict()` (or None).
+        rng: `capture_rng(...)` of this process.
+        process_index, num_processes: this process and the world size.
+        keep: how many checkpoints to keep (older ones are deleted after the new one is complete).
+
+    Returns:
+        The checkpoint folder.
+    """
+    root = Path(run_dir) / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:08d}"
+    final = root / name
+    tmp = root / f".tmp_{name}_{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    model.save_pretrained(tmp / "model", safe_serialization=True)
+    if ema_model is not None:
+        ema_model.save_pretrained(tmp / "ema", safe_serialization=True)
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema_state},
+               tmp / "training_state.pt")
+    if rng is not None:
+        (tmp / f"rng_{process_index}.json").write_text(json.dumps(rng[0]))
+        torch.save(rng[1], tmp / f"rng_{process_index}.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step, "stage": stage, "num_processes": num_processes}))
+    if final.exists():  # re-saving the same step (e.g. a resumed run that stops at once)
+        trash = root / f".old_{name}_{os.getpid()}"
+        os.replace(final, trash)
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    atomic_write_text(root / "latest", name)
+    complete = sorted(p for p in root.glob("step_*") if p.is_dir())
+    for old in complete[:-keep] if keep > 0 else []:
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def save_rng(checkpoint_dir: str | os.PathLike, rng: tuple[dict, dict[str, torch.Tensor]], process_index: int) -> None:
+    """Write a non-main process's RNG state into an existing checkpoint folder."""
+    checkpoint_dir = Path(checkpoint_dir)
+    (checkpoint_dir / f"rng_{process_index}.json").write_text(json.dumps(rng[0]))
+    torch.save(rng[1], checkpoint_dir / f"rng_{process_index}.pt")
+
+
+def load_checkpoint(
+    checkpoint_dir: str | os.PathLike,
+    stage: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    process_index: int = 0,
+) -> dict:
+    """Load a checkpoint into `model`, `optimizer` and `scheduler` for an exact resume.
+
+    Returns:
+        `{"step", "ema" (state or None), "rng" ((json, tensors) of this process, or None)}`.
+
+    Raises:
+        ValueError: the checkpoint is from another stage or model config, or incomplete.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    check_compatible(dict(model.config), checkpoint_dir, stage)
+    weights = sorted((checkpoint_dir / "model").glob("*.safetensors"))
+    if not weights:
+        raise ValueError(f"{checkpoint_dir}/model holds no safetensors weights; the checkpoint is incomplete")
+    state_dict = {}
+    for path in weights:
+        state_dict.update(load_file(str(path)))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {checkpoint_dir} does not fit the model: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    training = torch.load(checkpoint_dir / "training_state.pt", map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(training["optimizer"])
+    scheduler.load_state_dict(training["scheduler"])
+    state = json.loads((checkpoint_dir / "state.json").read_text())
+    rng = None
+    rng_json = checkpoint_dir / f"rng_{process_index}.json"
+    if rng_json.is_file():
+        rng = (json.loads(rng_json.read_text()),
+               torch.load(checkpoint_dir / f"rng_{process_index}.pt", map_location="cpu", weights_only=True))
+    return {"step": int(state["step"]), "ema": training.get("ema"), "rng": rng}

@@ -1,0 +1,56 @@
+"""Optimiser and learning-rate schedule of every training stage: AdamW with linear warmup."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["make_optimizer", "warmup_schedule"]
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
+                   eps: float = 1e-8) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; matrices decay, vectors (biases, norms, null embeddings) do not.
+
+    Args:
+        model: the model to optimise.
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay of parameters with 2 or more dimensions.
+        betas, eps: Adam's moment decays and epsilon.
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, eps=eps)
+
+
+def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int | None = None,
+                    decay: str = "constant", min_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from 0 to the peak over `warmup_steps`, then constant, linear or cosine decay.
+
+    Args:
+        optimizer: the optimiser.
+        warmup_steps: optimiser steps of linear warmup (the original uses 100).
+        total_steps: the run's last step; needed by `linear` and `cosine`.
+        decay: `constant` (the original), `linear` or `cosine`.
+        min_ratio: the decayed learning rate's floor, as a fraction of the peak.
+    """
+    if decay not in ("constant", "linear", "cosine"):
+        raise ValueError(f"decay must be 'constant', 'linear' or 'cosine', got {decay!r}")
+    if decay != "constant" and not total_steps:
+        raise ValueError(f"a {decay} learning-rate decay needs total_steps (set --max-steps)")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if decay == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        shape = 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+        return min_ratio + (1.0 - min_ratio) * shape
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
