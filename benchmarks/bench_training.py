@@ -39,8 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def make_stage(stage: str, scale: str, device: torch.device):
+def make_stage(stage: str, scale: str):
     """`(model, batch, loss_fn, samples per step, tokens per step, config)` of one stage."""
+    from im2wav.data.windows import frames_for_window
     from im2wav.losses.tokens import prior_token_loss
     from im2wav.models.prior import Im2WavPrior
     from im2wav.models.vqvae import HierarchicalVQVAE
@@ -58,7 +59,7 @@ def make_stage(stage: str, scale: str, device: torch.device):
     preset, batch_size = SCALES[scale][stage]
     model = Im2WavPrior.from_preset(preset)
     c = model.config
-    frames = int(c.n_ctx * c.hop_length * 30 / c.sample_rate) + 1  # frames per window, as the dataset gives
+    _, frames = frames_for_window(0, c.n_ctx * c.hop_length, c.sample_rate)  # frames per window, as the dataset gives
     batch = {
         "tokens": torch.randint(0, c.vocab_size, (batch_size, c.n_ctx)),
         "frame_embeds": torch.nn.functional.normalize(torch.randn(batch_size, frames, c.clip_dim), dim=-1),
@@ -82,7 +83,7 @@ def bench_stage(stage: str, args: argparse.Namespace) -> dict:
 
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model, batch, loss_fn, samples, tokens, config = make_stage(stage, args.scale, device)
+    model, batch, loss_fn, samples, tokens, config = make_stage(stage, args.scale)
     model.to(device).train()
     batch = {k: v.to(device) for k, v in batch.items()}
     optimizer = make_optimizer(model, 1e-4)

@@ -13,16 +13,14 @@ the ComfyUI nodes read media the same way:
 - `mux_audio_into_video(video, audio, sample_rate, out)`: a copy of a video with its picture stream
   copied as is and the generated audio as its only audio stream (AAC).
 
-Every writer goes through `atomic_output`: the file appears under its final name complete or not at all.
+Every writer goes through `im2wav.atomic_files.atomic_output`: the file appears under its final name
+complete or not at all.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -30,15 +28,18 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic_files import atomic_output
+
 __all__ = [
     "VideoFrames",
-    "atomic_output",
+    "encode_audio_stream",
     "is_video_file",
     "load_frames",
     "load_image",
     "load_video_frames",
     "mux_audio_into_video",
     "read_audio_track",
+    "resize_short_side",
     "to_rgb",
     "write_audio",
 ]
@@ -46,38 +47,6 @@ __all__ = [
 PathLike = str | os.PathLike
 
 AUDIO_EXTENSIONS = {".wav": "WAV", ".flac": "FLAC"}
-
-
-# ----------------------------------------------------------------------------------------------
-# Atomic writes
-# ----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_output(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it onto `path` only when the block succeeds.
-
-    The temporary file keeps the final suffix (encoders choose the format from it) and lives in
-    the same folder, so `os.replace` is an atomic rename. On any exception, KeyboardInterrupt
-    included, the temporary file is removed and `path` is left untouched.
-
-    Args:
-        path: the final output path. Its folder must exist.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ValueError(f"cannot write {path}: the folder {folder} does not exist; create it first")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 # ----------------------------------------------------------------------------------------------
@@ -223,7 +192,13 @@ def _stream_duration(container, stream) -> float | None:
     return None
 
 
-def _resize_short_side(image: Image.Image, short_side: int | None) -> Image.Image:
+def resize_short_side(image: Image.Image, short_side: int | None) -> Image.Image:
+    """Shrink `image` (bicubic) so that its shorter side has `short_side` pixels; smaller images are kept.
+
+    Args:
+        image: a Pillow image.
+        short_side: the target length of the shorter side, or None to keep the size.
+    """
     if short_side is None or min(image.size) <= short_side:
         return image
     width, height = image.size
@@ -283,7 +258,7 @@ def load_video_frames(
                         frames.append(previous)
                 if time >= limit and previous is not None:
                     break
-                previous = _resize_short_side(to_rgb(frame.to_image()), short_side)
+                previous = resize_short_side(to_rgb(frame.to_image()), short_side)
         except av.error.FFmpegError as err:
             if previous is None:
                 raise ValueError(
@@ -435,12 +410,20 @@ def write_audio(path: PathLike, audio, sample_rate: int) -> Path:
     return path
 
 
-def _encode_audio_stream(output, stream, audio: np.ndarray, sample_rate: int) -> None:
+def encode_audio_stream(output, stream, audio: np.ndarray, sample_rate: int) -> None:
+    """Encode mono float audio into an open PyAV output stream (e.g. AAC) and flush it.
+
+    Args:
+        output: the PyAV output container `stream` belongs to.
+        stream: a mono audio stream of `output`, added at `sample_rate`.
+        audio: float [S] in [-1, 1].
+        sample_rate: the stream's rate in Hz.
+    """
     import av
 
     frame_size = 1024
     for start in range(0, len(audio), frame_size):
-        chunk = np.ascontiguousarray(audio[start : start + frame_size][None, :])  # [1, S]
+        chunk = np.ascontiguousarray(audio[None, start : start + frame_size], dtype=np.float32)  # (1, S)
         frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
         frame.sample_rate = sample_rate
         frame.pts = start
@@ -463,7 +446,7 @@ def _copy_video_stream(source: Path, audio: np.ndarray, sample_rate: int, out: P
                 continue
             packet.stream = out_video
             output.mux(packet)
-        _encode_audio_stream(output, out_audio, audio, sample_rate)
+        encode_audio_stream(output, out_audio, audio, sample_rate)
 
 
 def _reencode_video_stream(source: Path, audio: np.ndarray, sample_rate: int, out: Path) -> None:
@@ -485,7 +468,7 @@ def _reencode_video_stream(source: Path, audio: np.ndarray, sample_rate: int, ou
                 output.mux(packet)
         for packet in out_video.encode(None):
             output.mux(packet)
-        _encode_audio_stream(output, out_audio, audio, sample_rate)
+        encode_audio_stream(output, out_audio, audio, sample_rate)
 
 
 def mux_audio_into_video(video_path: PathLike, audio, sample_rate: int, out_path: PathLike) -> Path:

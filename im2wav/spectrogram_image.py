@@ -59,7 +59,7 @@ def spectrogram_image(
 
 def save_spectrogram_png(path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int) -> None:
     """Write `spectrogram_image(audio, sample_rate)` to a PNG file, atomically."""
-    from .media import atomic_output
+    from .atomic_files import atomic_output
 
     image = spectrogram_image(audio, sample_rate)
     with atomic_output(path) as tmp:

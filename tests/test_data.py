@@ -199,6 +199,15 @@ def test_prepare_with_worker_processes(tmp_path, tiny_clip_dir):
         write_clip(src / f"v{i}.mp4", i, seconds=0.3)
     report = prepare_dataset(src, tmp_path / "out", str(tiny_clip_dir), num_workers=2, progress=False)
     assert report.prepared == 2 and not report.skipped
+    # decoding in worker processes gives exactly what decoding in this process gives
+    prepare_dataset(src, tmp_path / "serial", str(tiny_clip_dir), num_workers=0, progress=False)
+    pooled = {r["id"]: r for r in read_manifest(tmp_path / "out")}  # in the order the workers finished
+    serial = {r["id"]: r for r in read_manifest(tmp_path / "serial")}
+    assert sorted(pooled) == sorted(serial) == ["v0", "v1"]
+    for item_id, row in serial.items():
+        for name in ("audio", "clip"):
+            assert torch.equal(ShardReader(tmp_path / "out").get(pooled[item_id]["shard"], f"{item_id}/{name}"),
+                               ShardReader(tmp_path / "serial").get(row["shard"], f"{item_id}/{name}"))
 
 
 def test_prepare_from_a_vggsound_csv(tmp_path, tiny_clip_dir):
@@ -238,7 +247,7 @@ def test_missing_clip_checkpoint_fails_before_any_decoding(tmp_path):
     write_clip(src / "a.mp4", 0, seconds=0.3)
     with pytest.raises(ValueError, match="CLIP"):
         prepare_dataset(src, tmp_path / "out", str(tmp_path / "no_such_clip"), num_workers=0, progress=False)
-    assert not (tmp_path / "out" / "manifest.jsonl").exists()
+    assert not (tmp_path / "out").exists()  # nothing written
 
 
 def test_resuming_with_other_settings_is_refused(tmp_path, tiny_clip_dir):

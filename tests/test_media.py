@@ -1,4 +1,4 @@
-"""Media I/O: robust image reading, video frames at a fixed rate, audio tracks, atomic writers, muxing."""
+"""Media I/O: robust image reading, video frames at a fixed rate, audio tracks, writers, muxing."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from tiny_components import make_test_video
 
 from im2wav.clip_encoder import embed_images, load_clip_image_encoder, tiny_clip_vision
 from im2wav.media import (
-    atomic_output,
     is_video_file,
     load_image,
     load_video_frames,
@@ -234,23 +233,6 @@ def test_writers_reject_bad_audio(tmp_path):
     with pytest.raises(ValueError, match="mono"):
         write_audio(tmp_path / "out.wav", np.zeros((2, 10)), 16000)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_output_leaves_nothing_on_failure(tmp_path):
-    target = tmp_path / "out.wav"
-    target.write_bytes(b"old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise KeyboardInterrupt
-    assert target.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
-    with atomic_output(target) as tmp:
-        tmp.write_bytes(b"new")
-    assert target.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1
-    with pytest.raises(ValueError, match="does not exist"):
-        with atomic_output(tmp_path / "no" / "such" / "dir.wav"):
-            pass
 
 
 def _video_packets(path):

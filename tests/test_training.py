@@ -174,6 +174,16 @@ def test_prior_refuses_tokens_of_another_codebook_size(dataset, tokens, tmp_path
                    "--run-dir", tmp_path / "r2", "--max-steps", 1, *QUIET)
 
 
+def test_assembling_without_a_usable_clip_is_refused_and_writes_nothing(vqvae_run, tmp_path):
+    from im2wav.training.assemble import assemble_pipeline
+
+    with pytest.raises(ValueError, match="--clip"):
+        assemble_pipeline(vqvae_run, vqvae_run, vqvae_run, tmp_path / "pipe")
+    with pytest.raises(ValueError, match="CLIP"):
+        assemble_pipeline(vqvae_run, vqvae_run, vqvae_run, tmp_path / "pipe", clip=str(tmp_path / "no_such_clip"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_max_minutes_stops_and_still_checkpoints(dataset, tmp_path):
     run_script("train_vqvae", "--dataset", dataset, "--run-dir", tmp_path / "r", *VQ, "--window-length", 2048,
                "--max-steps", 1000, "--max-minutes", "1e-9", *QUIET)
@@ -203,6 +213,8 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
     assert checkpointing.latest_checkpoint(tmp_path) == first
     assert (first / "model" / "diffusion_pytorch_model.safetensors").read_bytes() == before
     assert not (tmp_path / "checkpoints" / "step_00000002").exists()
+    # nothing half-written is left behind, not even a hidden temporary folder
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step_00000001"]
 
 
 def test_warmup_then_cosine_schedule():

@@ -2,7 +2,7 @@
 
     python training_scripts/assemble_pipeline.py --vqvae runs/vqvae --low runs/low --up runs/up \
         --clip openai/clip-vit-base-patch32 --out my_im2wav
-    im2wav generate --model my_im2wav --image cat.jpg --out cat.wav
+    im2wav generate cat.jpg --model my_im2wav --out cat.wav
 
 Each stage may be a run folder (its latest checkpoint), a checkpoint, a model folder, a pipeline
 folder or an original `.pth.tar`. `--clip` must be the CLIP the training data was prepared with.

@@ -15,13 +15,12 @@ The file is read without unpickling code (`im2wav.convert.read_original_checkpoi
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from pathlib import Path
 
 from torch import nn
 
 from im2wav.convert import load_original_checkpoint
+from im2wav.atomic_files import atomic_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,17 +47,8 @@ def save_atomically(model: nn.Module, out: Path, overwrite: bool = False) -> Non
     """
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the result should read like any other folder
-    try:
+    with atomic_folder(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .shards import (
+    MANIFEST,
     SKIPPED,
     DatasetInfo,
     ShardWriter,
@@ -101,6 +102,9 @@ def _decode_in_pool(items: list[SourceItem], args: tuple, num_workers: int, fini
     return in_flight + (_decode_in_pool(rest, args, num_workers, finish, bar) if rest else [])
 
 
+def _first_reasons(skipped: list[dict], count: int = 3) -> str:
+    return "; ".join(f"{s['source']}: {s['reason']}" for s in skipped[:count])
+
 
 def _check_info(out_dir: Path, info: DatasetInfo) -> None:
     try:
@@ -166,7 +170,7 @@ def prepare_dataset(
     input_dir, out_dir = Path(input_dir), Path(out_dir)
     items, skipped = find_sources(input_dir, csv_path)
     if not items:
-        reasons = "; ".join(f"{s['source']}: {s['reason']}" for s in skipped[:3])
+        reasons = _first_reasons(skipped)
         raise ValueError(
             f"no usable files in {input_dir}: expected videos ({' '.join(VIDEO_EXTENSIONS)}) or images "
             f"({' '.join(IMAGE_EXTENSIONS)}) with a sound ({' '.join(AUDIO_EXTENSIONS)}) of the same stem"
@@ -177,7 +181,7 @@ def prepare_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_info(out_dir, DatasetInfo(sample_rate=sample_rate, fps=float(fps), clip_model=str(clip_model),
                                      embed_dim=embed_dim))
-    done = {row["id"] for row in read_manifest(out_dir)} if (out_dir / "manifest.jsonl").exists() else set()
+    done = {row["id"] for row in read_manifest(out_dir)} if (out_dir / MANIFEST).exists() else set()
     report = PreparationReport(found=len(items), skipped=list(skipped))
     todo = [item for item in items if item.id not in done]
     report.already_done = len(items) - len(todo)
@@ -217,7 +221,7 @@ def prepare_dataset(
         append_jsonl(out_dir / SKIPPED, [{**s, "time": time.strftime("%Y-%m-%dT%H:%M:%S")} for s in report.skipped])
     report.seconds = time.monotonic() - started
     if report.prepared == 0 and report.already_done == 0:
-        reasons = "; ".join(f"{s['source']}: {s['reason']}" for s in report.skipped[:3])
+        reasons = _first_reasons(report.skipped)
         raise ValueError(f"no usable files in {input_dir}: all {len(items)} inputs failed ({reasons}); "
                          f"see {out_dir / SKIPPED}")
     return report

@@ -27,12 +27,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..atomic_files import atomic_output, atomic_write_text
+
 __all__ = [
     "DatasetInfo",
     "ShardReader",
     "ShardWriter",
     "append_jsonl",
-    "atomic_write_text",
     "read_manifest",
     "to_pcm16",
 ]
@@ -41,17 +42,6 @@ MANIFEST = "manifest.jsonl"
 INFO = "info.json"
 SKIPPED = "skipped.jsonl"
 SHARD_DIR = "shards"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file so that a crash leaves either the old or the new content, never a mix."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def append_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -156,10 +146,8 @@ class ShardWriter:
         if not self._rows:
             return
         name = f"shard_{self._next_shard:05d}.safetensors"
-        final = self.root / SHARD_DIR / name
-        tmp = final.with_name(f".{name}.tmp")
-        save_file(self._tensors, str(tmp))
-        os.replace(tmp, final)
+        with atomic_output(self.root / SHARD_DIR / name) as tmp:
+            save_file(self._tensors, str(tmp))
         append_jsonl(self.root / MANIFEST, [{**row, "shard": f"{SHARD_DIR}/{name}"} for row in self._rows])
         self._next_shard += 1
         self._tensors, self._rows = {}, []

@@ -155,7 +155,12 @@ def decode_source(item: SourceItem, sample_rate: int, fps: float, max_seconds: f
         `{"audio": float32 [S], "frames": list of RGB images (F of them; 1 for a still image)}` with
         audio cut at `max_seconds`, or `{"error": str}`.
     """
-    from ..media import load_image, load_video_frames, read_audio_track
+    from ..media import (
+        load_image,
+        load_video_frames,
+        read_audio_track,
+        resize_short_side,
+    )
 
     try:
         audio_path = item.video or item.audio
@@ -171,11 +176,7 @@ def decode_source(item: SourceItem, sample_rate: int, fps: float, max_seconds: f
             frames = load_video_frames(item.video, fps=fps, max_seconds=max_seconds,
                                        short_side=FRAME_SHORT_SIDE).frames
         else:
-            image = load_image(item.image)
-            scale = FRAME_SHORT_SIDE / min(image.size)
-            if scale < 1:
-                image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
-            frames = [image]
+            frames = [resize_short_side(load_image(item.image), FRAME_SHORT_SIDE)]
         return {"audio": audio, "frames": frames}
     except Exception as err:  # noqa: BLE001 - any failure of one file is reported, never fatal
         return {"error": f"{type(err).__name__}: {err}"}

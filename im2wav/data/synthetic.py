@@ -252,6 +252,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, audio: np.ndarray, 
     """
     import av
 
+    from ..media import encode_audio_stream
+
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 [F, H, W, 3], got {frames.dtype} {frames.shape}")
     with av.open(str(path), mode="w") as container:
@@ -269,16 +271,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, audio: np.ndarray, 
                 container.mux(packet)
         for packet in vstream.encode():
             container.mux(packet)
-        chunk = 1024
-        for start in range(0, len(audio), chunk):
-            piece = np.ascontiguousarray(audio[None, start:start + chunk], dtype=np.float32)  # [1, n]
-            aframe = av.AudioFrame.from_ndarray(piece, format="fltp", layout="mono")
-            aframe.sample_rate = sample_rate
-            aframe.pts = start
-            for packet in astream.encode(aframe):
-                container.mux(packet)
-        for packet in astream.encode():
-            container.mux(packet)
+        encode_audio_stream(container, astream, audio, sample_rate)
 
 
 def make_synthetic_dataset(

@@ -92,7 +92,8 @@ def encode_dataset_tokens(
         while (i + len(group) < len(rows) and len(group) < batch_size
                and rows[i + len(group)]["num_samples"] // top_hop * top_hop == length):
             group.append(rows[i + len(group)])
-        audio = torch.stack([reader.get(r["shard"], f"{r['id']}/audio", 0, length) for r in group]).float() / 32767.0
+        pcm = torch.stack([reader.get(r["shard"], f"{r['id']}/audio", 0, length) for r in group])  # (B, S) int16
+        audio = pcm.float() / 32767.0
         pieces = [vqvae.encode(audio[:, s:s + chunk].to(device)) for s in range(0, length, chunk)]  # per chunk: [level][B, T]
         levels = [torch.cat([p[level] for p in pieces], dim=1).cpu() for level in range(len(vqvae.hop_lengths))]
         for b, row in enumerate(group):

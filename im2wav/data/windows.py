@@ -156,7 +156,7 @@ class AudioWindows(_Windows):
 
     def batch(self, windows: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
         """`{"audio": [B, S]}` for `(item index, offset)` pairs."""
-        return {"audio": torch.stack([self.audio(i, o) for i, o in windows])}
+        return {"audio": torch.stack([self.audio(i, o) for i, o in windows])}  # (B, S)
 
     def random_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         return self.batch(self.draw(rng, batch_size))
@@ -176,7 +176,7 @@ class TokenInfo:
         self.dataset = dataset
 
     def save(self, folder: str | os.PathLike) -> None:
-        from .shards import atomic_write_text
+        from ..atomic_files import atomic_write_text
 
         atomic_write_text(Path(folder) / self.FILE, json.dumps(self.__dict__, indent=2))
 
@@ -255,6 +255,7 @@ class TokenWindows(_Windows):
 
     def batch(self, windows: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
         parts = [self.window(i, o) for i, o in windows]
+        # tokens (B, T), timing (B, 3), frame_embeds (B, F, D), lower_tokens (B, T // r)
         return {key: torch.stack([p[key] for p in parts]) for key in parts[0]}
 
     def random_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:

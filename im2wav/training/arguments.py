@@ -17,17 +17,25 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.shards import atomic_write_text
+from ..atomic_files import atomic_write_text
 from .checkpointing import check_compatible, checkpoint_config, latest_checkpoint
 from .loop import TrainingConfig, config_dict, resolve_resume
-from .stages import _model_class, load_stage_model
+from .stages import load_stage_model, model_class
 
 __all__ = ["add_training_arguments", "parse_overrides", "setup_model", "training_config", "write_run_config"]
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, preset: str, batch_size: int, lr: float,
                            max_steps: int) -> None:
-    """Add the arguments every stage shares (with stage-specific defaults)."""
+    """Add the arguments every stage shares (with stage-specific defaults).
+
+    Args:
+        parser: the script's parser.
+        preset: default `--preset`.
+        batch_size: default `--batch-size`.
+        lr: default `--lr`.
+        max_steps: default `--max-steps`.
+    """
     g = parser.add_argument_group("model")
     g.add_argument("--preset", default=preset, help="model preset for a fresh run (ignored with --init/--resume)")
     g.add_argument("--config-overrides", default="{}",
@@ -66,7 +74,11 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, preset: str, batc
 
 
 def parse_overrides(text: str) -> dict:
-    """`--config-overrides` JSON -> dict, with a clear error."""
+    """`--config-overrides` JSON -> dict, with a clear error.
+
+    Args:
+        text: the option's value, a JSON object.
+    """
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
@@ -97,22 +109,20 @@ def setup_model(args: argparse.Namespace, stage: str, presets: dict[str, dict],
     torch.manual_seed(args.seed)
     overrides = parse_overrides(args.config_overrides)
     resume = resolve_resume(args.resume, args.run_dir)
-    if resume is None and args.resume not in (None, "auto"):
-        raise FileNotFoundError(f"--resume {args.resume}: no checkpoint found")
     if resume is None and latest_checkpoint(args.run_dir) is not None:
         raise ValueError(f"{args.run_dir} already holds checkpoints: pass --resume to continue that run, or choose "
                          "a new --run-dir")
     if resume is not None:
+        saved = checkpoint_config(resume)
         if args.init is None:  # a fresh run's settings must match the checkpoint's model
             if args.preset not in presets:
                 raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(presets)}")
             intended = {**presets[args.preset], **overrides}
-            saved = checkpoint_config(resume)
-            check_compatible({k: v for k, v in intended.items()}, resume, stage,
-                             ignore=tuple(set(saved) - set(intended)) + tuple(data_keys))
+            # fields the preset leaves at their defaults, and statistics measured from the data, are not compared
+            check_compatible(intended, resume, stage, ignore=tuple(set(saved) - set(intended)) + tuple(data_keys))
         else:
-            check_compatible(checkpoint_config(resume), resume, stage)  # checks the stage
-        return _model_class(stage).from_config(checkpoint_config(resume)).train(), resume
+            check_compatible(saved, resume, stage)  # checks the stage
+        return model_class(stage).from_config(saved).train(), resume
     if args.init is not None:
         model = load_stage_model(args.init, stage)
         if overrides:
@@ -124,7 +134,13 @@ def setup_model(args: argparse.Namespace, stage: str, presets: dict[str, dict],
 
 
 def training_config(args: argparse.Namespace, stage: str, tokens_per_sample: int = 1) -> TrainingConfig:
-    """The loop's configuration from the parsed arguments."""
+    """The loop's configuration from the parsed arguments.
+
+    Args:
+        args: parsed arguments (`add_training_arguments`).
+        stage: `vqvae`, `low` or `up`.
+        tokens_per_sample: tokens per window, for the tokens/s throughput.
+    """
     for name in ("max_steps", "batch_size", "grad_accum", "log_every"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -141,7 +157,15 @@ def training_config(args: argparse.Namespace, stage: str, tokens_per_sample: int
 
 def write_run_config(run_dir: str | os.PathLike, args: argparse.Namespace, cfg: TrainingConfig, model: nn.Module,
                      extra: dict | None = None) -> Path:
-    """Write `config.json` into the run folder: arguments, loop config, model config, extras."""
+    """Write `config.json` into the run folder: arguments, loop config, model config, extras.
+
+    Args:
+        run_dir: the run folder (created).
+        args: parsed arguments.
+        cfg: the loop's configuration.
+        model: the model (its config is recorded).
+        extra: further JSON-able fields (item counts, token info).
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = {

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
+from torch import nn
+
+from ..atomic_files import atomic_folder
 from .stages import load_stage_model
 
 __all__ = ["assemble_pipeline", "check_stages_fit"]
 
 
-def check_stages_fit(vqvae, low, up, clip_dim: int) -> None:
-    """Raise a `ValueError` unless the VQ-VAE, the two priors and CLIP belong together."""
+def check_stages_fit(vqvae: nn.Module, low: nn.Module, up: nn.Module, clip_dim: int) -> None:
+    """Raise a `ValueError` unless the VQ-VAE, the two priors and CLIP belong together.
+
+    Args:
+        vqvae: the `HierarchicalVQVAE`.
+        low, up: the LOW and UP `Im2WavPrior`.
+        clip_dim: the CLIP image encoder's embedding width.
+    """
     codes, hops = int(vqvae.config.l_bins), list(vqvae.hop_lengths)
     problems = []
     if low.config.vocab_size != codes or up.config.vocab_size != codes:
@@ -58,15 +66,6 @@ def assemble_pipeline(vqvae: str | os.PathLike, low: str | os.PathLike, up: str 
     pipe = Im2WavPipeline(image_encoder=image_encoder, feature_extractor=feature_extractor,
                           vqvae=models[0], low_prior=models[1], up_prior=models[2])
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    pipe.save_pretrained(tmp)
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    with atomic_folder(out) as tmp:
+        pipe.save_pretrained(tmp)
     return out

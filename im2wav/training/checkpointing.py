@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from ..data.shards import atomic_write_text
+from ..atomic_files import atomic_folder, atomic_write_text
 
 __all__ = [
     "capture_rng",
@@ -39,6 +39,7 @@ __all__ = [
     "load_checkpoint",
     "restore_rng",
     "save_checkpoint",
+    "save_rng",
 ]
 
 CHECKPOINTS = "checkpoints"
@@ -79,7 +80,11 @@ def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str
 
 
 def checkpoint_config(checkpoint_dir: str | os.PathLike) -> dict:
-    """The model config saved in a checkpoint (without diffusers' `_` bookkeeping keys)."""
+    """The model config saved in a checkpoint (without diffusers' `_` bookkeeping keys).
+
+    Args:
+        checkpoint_dir: a `checkpoints/step_*` folder.
+    """
     path = Path(checkpoint_dir) / "model" / "config.json"
     if not path.is_file():
         raise ValueError(f"{checkpoint_dir} has no model/config.json; the checkpoint is incomplete")
@@ -87,7 +92,11 @@ def checkpoint_config(checkpoint_dir: str | os.PathLike) -> dict:
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint of a run folder, or None."""
+    """The newest complete checkpoint of a run folder, or None.
+
+    Args:
+        run_dir: the run folder.
+    """
     root = Path(run_dir) / CHECKPOINTS
     pointer = root / "latest"
     if pointer.is_file():
@@ -99,7 +108,11 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
 
 
 def capture_rng(data_rng: np.random.Generator) -> tuple[dict, dict[str, torch.Tensor]]:
-    """This process's RNG states: `(json-able part, tensor part)`."""
+    """This process's RNG states: `(json-able part, tensor part)`.
+
+    Args:
+        data_rng: the data sampler's generator.
+    """
     json_part = {
         "data": data_rng.bit_generator.state,
         "numpy": [x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()],
@@ -113,7 +126,12 @@ def capture_rng(data_rng: np.random.Generator) -> tuple[dict, dict[str, torch.Te
 
 
 def restore_rng(data_rng: np.random.Generator, json_part: dict, tensors: dict[str, torch.Tensor]) -> None:
-    """Inverse of `capture_rng`."""
+    """Inverse of `capture_rng`.
+
+    Args:
+        data_rng: the data sampler's generator (its state is set in place).
+        json_part, tensors: what `capture_rng` returned.
+    """
     data_rng.bit_generator.state = json_part["data"]
     kind, keys, pos, has_gauss, cached = json_part["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
@@ -160,26 +178,16 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     name = f"step_{step:08d}"
     final = root / name
-    tmp = root / f".tmp_{name}_{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    model.save_pretrained(tmp / "model", safe_serialization=True)
-    if ema_model is not None:
-        ema_model.save_pretrained(tmp / "ema", safe_serialization=True)
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema_state},
-               tmp / "training_state.pt")
-    if rng is not None:
-        (tmp / f"rng_{process_index}.json").write_text(json.dumps(rng[0]))
-        torch.save(rng[1], tmp / f"rng_{process_index}.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step, "stage": stage, "num_processes": num_processes}))
-    if final.exists():  # re-saving the same step (e.g. a resumed run that stops at once)
-        trash = root / f".old_{name}_{os.getpid()}"
-        os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+    # overwrite: re-saving the same step (e.g. a resumed run that stops at once) replaces it
+    with atomic_folder(final) as tmp:
+        model.save_pretrained(tmp / "model", safe_serialization=True)
+        if ema_model is not None:
+            ema_model.save_pretrained(tmp / "ema", safe_serialization=True)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "ema": ema_state},
+                   tmp / "training_state.pt")
+        if rng is not None:
+            save_rng(tmp, rng, process_index)
+        (tmp / "state.json").write_text(json.dumps({"step": step, "stage": stage, "num_processes": num_processes}))
     atomic_write_text(root / "latest", name)
     complete = sorted(p for p in root.glob("step_*") if p.is_dir())
     for old in complete[:-keep] if keep > 0 else []:
@@ -189,7 +197,13 @@ def save_checkpoint(
 
 
 def save_rng(checkpoint_dir: str | os.PathLike, rng: tuple[dict, dict[str, torch.Tensor]], process_index: int) -> None:
-    """Write a non-main process's RNG state into an existing checkpoint folder."""
+    """Write a process's RNG state into a checkpoint folder.
+
+    Args:
+        checkpoint_dir: the checkpoint folder (exists).
+        rng: `capture_rng(...)` of that process.
+        process_index: the process's index.
+    """
     checkpoint_dir = Path(checkpoint_dir)
     (checkpoint_dir / f"rng_{process_index}.json").write_text(json.dumps(rng[0]))
     torch.save(rng[1], checkpoint_dir / f"rng_{process_index}.pt")
@@ -204,6 +218,13 @@ def load_checkpoint(
     process_index: int = 0,
 ) -> dict:
     """Load a checkpoint into `model`, `optimizer` and `scheduler` for an exact resume.
+
+    Args:
+        checkpoint_dir: a `checkpoints/step_*` folder.
+        stage: `vqvae`, `low` or `up` (must be the checkpoint's).
+        model: the model, built from the checkpoint's config.
+        optimizer, scheduler: their states are loaded.
+        process_index: which process's RNG state to load.
 
     Returns:
         `{"step", "ema" (state or None), "rng" ((json, tensors) of this process, or None)}`.

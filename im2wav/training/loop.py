@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .checkpointing import (
+    CHECKPOINTS,
     capture_rng,
     latest_checkpoint,
     load_checkpoint,
@@ -114,6 +115,10 @@ class TrainingResult:
 
 def resolve_resume(resume: str | None, run_dir: str | os.PathLike) -> Path | None:
     """`--resume` value -> checkpoint folder: `auto` (the run's latest, if any), a run folder, or a checkpoint.
+
+    Args:
+        resume: the option's value (None or "": no resume).
+        run_dir: this run's folder (for `auto`).
 
     Raises:
         FileNotFoundError: an explicit path that holds no checkpoint.
@@ -248,20 +253,18 @@ def train(
 
     def checkpoint() -> Path:
         unwrapped = accelerator.unwrap_model(model)
-        path = None
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             ema_model = None
             if ema is not None:
                 ema_model = copy.deepcopy(unwrapped)
                 ema.copy_to(ema_model)
-            path = save_checkpoint(run_dir, step, cfg.stage, unwrapped, optimizer.optimizer
-                                   if hasattr(optimizer, "optimizer") else optimizer, scheduler,
-                                   ema_model, ema.state_dict() if ema else None, capture_rng(data_rng),
-                                   rank, world, cfg.keep_checkpoints)
+            save_checkpoint(run_dir, step, cfg.stage, unwrapped, getattr(optimizer, "optimizer", optimizer),
+                            scheduler, ema_model, ema.state_dict() if ema else None, capture_rng(data_rng),
+                            rank, world, cfg.keep_checkpoints)
         accelerator.wait_for_everyone()
-        path = run_dir / "checkpoints" / f"step_{step:08d}"
-        if not accelerator.is_main_process:
+        path = run_dir / CHECKPOINTS / f"step_{step:08d}"
+        if not accelerator.is_main_process:  # the other processes add their RNG state to the main's checkpoint
             save_rng(path, capture_rng(data_rng), rank)
         accelerator.wait_for_everyone()
         return path

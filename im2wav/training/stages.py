@@ -15,7 +15,7 @@ from torch import nn
 
 from .checkpointing import latest_checkpoint
 
-__all__ = ["PIPELINE_COMPONENTS", "STAGES", "load_stage_model", "stage_of"]
+__all__ = ["PIPELINE_COMPONENTS", "STAGES", "load_stage_model", "model_class", "stage_of"]
 
 STAGES = ("vqvae", "low", "up")
 # the pipeline's component (subfolder) of each stage
@@ -23,7 +23,11 @@ PIPELINE_COMPONENTS = {"vqvae": "vqvae", "low": "low_prior", "up": "up_prior"}
 
 
 def stage_of(model: nn.Module) -> str:
-    """`vqvae`, `low` or `up` for a model instance."""
+    """`vqvae`, `low` or `up` for a model instance.
+
+    Args:
+        model: a `HierarchicalVQVAE` or `Im2WavPrior`.
+    """
     from ..models.prior import Im2WavPrior
     from ..models.vqvae import HierarchicalVQVAE
 
@@ -34,7 +38,8 @@ def stage_of(model: nn.Module) -> str:
     raise TypeError(f"not an im2wav model: {type(model).__name__}")
 
 
-def _model_class(stage: str):
+def model_class(stage: str) -> type:
+    """The model class of a stage: `HierarchicalVQVAE` for `vqvae`, `Im2WavPrior` for `low` and `up`."""
     from ..models.prior import Im2WavPrior
     from ..models.vqvae import HierarchicalVQVAE
 
@@ -81,7 +86,7 @@ def load_stage_model(source: str | os.PathLike, stage: str, use_ema: bool = Fals
             folder = checkpoint / ("ema" if use_ema and (checkpoint / "ema").is_dir() else "model")
         if not (folder / "config.json").is_file():
             raise ValueError(f"{folder} holds no model (config.json missing)")
-        model = _model_class(stage).from_pretrained(str(folder))
+        model = model_class(stage).from_pretrained(str(folder))
     found = stage_of(model)
     if found != stage:
         raise ValueError(f"{source} holds a model of stage {found!r}, but stage {stage!r} is needed here")
