@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from im2wav.clip_encoder import tiny_clip_vision
+from im2wav.media import encode_audio_stream
 from im2wav.models.prior import Im2WavPrior
 from im2wav.models.vqvae import HierarchicalVQVAE
 
@@ -96,17 +97,7 @@ def make_test_video(
         if audio is not None:
             t = np.arange(int(seconds * audio_rate)) / audio_rate
             tone = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
-            for start in range(0, len(tone), 1024):
-                chunk = av.AudioFrame.from_ndarray(
-                    tone[None, start : start + 1024].copy(), format="fltp", layout="mono"
-                )
-                chunk.sample_rate = audio_rate
-                chunk.pts = start
-                chunk.time_base = Fraction(1, audio_rate)
-                for packet in audio.encode(chunk):
-                    output.mux(packet)
-            for packet in audio.encode(None):
-                output.mux(packet)
+            encode_audio_stream(output, audio, tone, audio_rate)
     return path
 
 
