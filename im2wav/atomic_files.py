@@ -15,6 +15,12 @@ from pathlib import Path
 
 PathLike = str | os.PathLike
 
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 __all__ = ["atomic_folder", "atomic_output", "atomic_write_text"]
 
 
@@ -36,6 +42,7 @@ def atomic_output(path: PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; the output should read like any new file
     try:
         yield tmp
         os.replace(tmp, path)
@@ -53,7 +60,6 @@ def atomic_write_text(path: PathLike, text: str) -> None:
         text: the whole content.
     """
     with atomic_output(path) as tmp:
-        tmp.chmod(0o644)  # mkstemp makes it private; a config file should read like any other
         with open(tmp, "w") as handle:
             handle.write(text)
             handle.flush()
@@ -77,7 +83,7 @@ def atomic_folder(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
         raise FileExistsError(f"{path} already exists; choose another output folder or allow overwriting")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the result should read like any other folder
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should read like any new folder
     try:
         yield tmp
         if path.exists():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from im2wav.atomic_files import atomic_folder, atomic_output, atomic_write_text
@@ -45,3 +47,16 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
     atomic_write_text(tmp_path / "note.txt", "second")
     assert (tmp_path / "note.txt").read_text() == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "note.txt"]
+
+
+def test_outputs_get_the_usual_permissions_not_private_temp_ones(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "a.wav") as tmp:
+            tmp.write_bytes(b"x")
+        with atomic_folder(tmp_path / "model") as tmp:
+            (tmp / "w.bin").write_bytes(b"x")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.wav").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
