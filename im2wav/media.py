@@ -33,6 +33,7 @@ from .atomic_files import atomic_output
 __all__ = [
     "VideoFrames",
     "encode_audio_stream",
+    "frame_count",
     "is_video_file",
     "load_frames",
     "load_image",
@@ -271,10 +272,20 @@ def load_video_frames(
             rate = stream.average_rate or stream.guessed_rate or Fraction(fps)
             duration = last_time + 1.0 / float(rate)
         duration = min(duration, limit)
-        count = max(1, int(duration * fps + 1e-6))
+        count = frame_count(duration, fps)
         while len(frames) < count:
             frames.append(previous)
     return VideoFrames(frames[:count], float(duration))
+
+
+def frame_count(seconds: float, fps: float) -> int:
+    """Frames that cover `seconds` at `fps` (at least one): the frames a video or frame sequence keeps.
+
+    Args:
+        seconds: a duration (> 0).
+        fps: frame rate (> 0).
+    """
+    return max(1, int(seconds * fps + 1e-6))  # the epsilon keeps e.g. 4.1 s x 30 fps at 123, not 122
 
 
 def load_frames(path: PathLike, fps: float = 30.0, max_seconds: float | None = None) -> list[Image.Image]:

@@ -26,7 +26,7 @@ from PIL import Image
 from transformers import CLIPVisionModelWithProjection
 
 from im2wav.clip_encoder import CLIPImageProcessor, embed_images
-from im2wav.media import is_video_file, load_frames, load_image
+from im2wav.media import frame_count, is_video_file, load_frames, load_image
 from im2wav.models.prior import Im2WavPrior
 from im2wav.models.vqvae import HierarchicalVQVAE
 from im2wav.sampling import (
@@ -418,7 +418,7 @@ class Im2WavPipeline(DiffusionPipeline):
 
         batch = [one_item(item) for item in items]
         if max_seconds is not None:
-            keep = max(1, int(max_seconds * fps + 1e-6))
+            keep = frame_count(max_seconds, fps)
             batch = [frames[:keep] for frames in batch]
         return batch
 
@@ -639,7 +639,7 @@ class Im2WavPipeline(DiffusionPipeline):
             image_embeds = self.encode_images(images, fps=fps, max_seconds=audio_length_in_s)  # [B, F, D]
         else:
             self._check_image_embeds(image_embeds)
-            image_embeds = image_embeds[:, : max(1, int(audio_length_in_s * fps + 1e-6))]  # [B, F, D]
+            image_embeds = image_embeds[:, : frame_count(audio_length_in_s, fps)]  # [B, F, D]
         batch_size = image_embeds.shape[0] * num_waveforms_per_prompt
         check_generator(generator, batch_size)
 

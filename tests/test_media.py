@@ -16,6 +16,7 @@ from tiny_components import make_test_video
 
 from im2wav.clip_encoder import embed_images, load_clip_image_encoder, tiny_clip_vision
 from im2wav.media import (
+    frame_count,
     is_video_file,
     load_image,
     load_video_frames,
@@ -334,3 +335,13 @@ def test_spectrogram_png(tmp_path):
     assert Image.open(tmp_path / "s.png").format == "PNG"
     with pytest.raises(ValueError, match="mono"):
         spectrogram_image(np.zeros((2, 100)), rate)
+
+
+def test_frame_count_is_exact_for_decimal_durations_despite_float_rounding():
+    from fractions import Fraction
+
+    for tenths in range(1, 200):
+        for fps in (10, 24, 25, 30):
+            exact = int(Fraction(tenths, 10) * fps)  # 4.1 s x 30 fps is 123 frames, though 4.1 * 30 < 123 in floats
+            assert frame_count(tenths / 10, fps) == max(1, exact)
+    assert frame_count(0.001, 30) == 1  # a sliver of a second still keeps one frame

@@ -482,10 +482,20 @@ def test_staged_nodes_turn_images_into_audio_with_a_tiny_pipeline(tiny_model, co
     assert_comfy_audio(audio, sample_rate=tiny_model.sample_rate, batch=1)
     assert comfy_stubs.progress and comfy_stubs.interrupt_checks == len(comfy_stubs.progress)
 
+    # the nodes are thin: the same library stages with the same seeds give the same audio
+    embeds = tiny_model.encode_images(comfy_image(batch=1).unsqueeze(1), fps=30.0)
+    low_ref = tiny_model.sample_low(embeds, audio_length_in_s=TINY_SECONDS, guidance_scale=3.0,
+                                    generator=torch.Generator().manual_seed(1))
+    up_ref = tiny_model.sample_up(low_ref, embeds, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(low.tokens, low_ref) and torch.equal(up.tokens, up_ref)
+    torch.testing.assert_close(audio["waveform"], tiny_model.decode(up_ref).float().cpu())
+
     import soundfile
 
     decoded, rate = soundfile.read(io.BytesIO(encode_flac_like_save_audio(audio)), dtype="float32")
     assert rate == tiny_model.sample_rate and decoded.shape == (audio["waveform"].shape[-1],)
+    # FLAC stores 16-bit samples: the saved file holds the waveform up to that quantisation
+    assert abs(decoded - audio["waveform"][0, 0].numpy()).max() < 2e-4
 
 
 @pytest.mark.slow

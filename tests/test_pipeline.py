@@ -24,6 +24,7 @@ from tiny_components import (  # noqa: F401  (pytest fixtures)
 
 from im2wav import Im2WavPipeline
 from im2wav.clip_encoder import tiny_clip_vision
+from im2wav.media import load_video_frames
 
 S = round(TINY_SECONDS * 16000)  # 1024 samples
 T_LOW = S // 32  # 32 tokens
@@ -235,6 +236,10 @@ def test_vggsound_video_input(tiny_pipe):
     embeds = tiny_pipe.encode_images(mp4, fps=30, max_seconds=0.5)
     assert embeds.shape == (1, 15, 512)
     torch.testing.assert_close(embeds.norm(dim=-1), torch.ones(1, 15))
+    # a path is read exactly as its decoded frames would be, and the frames are not all alike
+    frames = load_video_frames(mp4, fps=30, max_seconds=0.5).frames
+    torch.testing.assert_close(tiny_pipe.encode_images(frames, fps=30), embeds)
+    assert not torch.allclose(embeds[0, 0], embeds[0, -1])
 
 
 # ------------------------------------------------------------------------------------------------
