@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 # planning: everything that can be checked before the model is loaded
 
 
+_SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "guidance_scale": "--guidance"}
+
+
 def _check_options(args: argparse.Namespace) -> None:
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         raise UserError(f"--seconds must be a positive number, got {args.seconds}")
@@ -92,14 +95,13 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--num-waveforms must be >= 1, got {args.num_waveforms}")
     if not (math.isfinite(args.fps) and args.fps > 0):
         raise UserError(f"--fps must be a positive number, got {args.fps}")
-    if not (math.isfinite(args.temperature) and args.temperature > 0):
-        raise UserError(f"--temperature must be > 0, got {args.temperature}")
-    if args.top_k < 0:
-        raise UserError(f"--top-k must be >= 0, got {args.top_k}")
-    if not 0 < args.top_p <= 1:
-        raise UserError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if not (math.isfinite(args.guidance) and args.guidance >= 0):
-        raise UserError(f"--guidance must be >= 0, got {args.guidance}")
+    from .sampling import check_sampling_args
+
+    try:  # the library's own checks, reported with the command line's flag names
+        check_sampling_args(args.temperature, args.top_k, args.top_p, args.guidance)
+    except ValueError as err:
+        name, rest = str(err).split(" ", 1)
+        raise UserError(f"{_SAMPLING_FLAGS[name]} {rest}") from None
 
 
 def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
