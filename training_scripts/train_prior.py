@@ -36,9 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from im2wav.training.arguments import prior_run_config
     from im2wav.training.runs import train_prior_run
 
-    print(json.dumps(train_prior_run(args)))
+    print(json.dumps(train_prior_run(prior_run_config(args))))
     return 0
 
 

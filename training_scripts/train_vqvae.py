@@ -5,7 +5,7 @@
     python training_scripts/train_vqvae.py ... --resume            # continue the run exactly
 
 The data statistics the losses are normalised by (`bandwidth_*`) are measured on the training
-windows of a fresh run and stored in the model config.
+windows of every new run and stored in the run's config and checkpoints (not in the model).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from im2wav.training.arguments import vqvae_run_config
     from im2wav.training.runs import train_vqvae_run
 
-    print(json.dumps(train_vqvae_run(args)))
+    print(json.dumps(train_vqvae_run(vqvae_run_config(args))))
     return 0
 
 

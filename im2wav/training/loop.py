@@ -197,6 +197,7 @@ def train(
     resume: Path | None = None,
     accelerator=None,
     progress: bool = True,
+    checkpoint_extra: dict | None = None,
 ) -> TrainingResult:
     """Train `model` until `cfg.max_steps` or `cfg.max_minutes`, checkpointing into `cfg.run_dir`.
 
@@ -209,6 +210,7 @@ def train(
         resume: a checkpoint folder to continue from exactly (see `resolve_resume`).
         accelerator: an `accelerate.Accelerator` (built from `cfg` when None).
         progress: show a tqdm bar on the main process.
+        checkpoint_extra: JSON-able settings stored in every checkpoint (`checkpoint_state(...)["extra"]`).
 
     Returns:
         A `TrainingResult`.
@@ -261,7 +263,7 @@ def train(
                 ema.copy_to(ema_model)
             save_checkpoint(run_dir, step, cfg.stage, unwrapped, getattr(optimizer, "optimizer", optimizer),
                             scheduler, ema_model, ema.state_dict() if ema else None, capture_rng(data_rng),
-                            rank, world, cfg.keep_checkpoints)
+                            rank, world, cfg.keep_checkpoints, checkpoint_extra)
         accelerator.wait_for_everyone()
         path = run_dir / CHECKPOINTS / f"step_{step:08d}"
         if not accelerator.is_main_process:  # the other processes add their RNG state to the main's checkpoint
