@@ -12,7 +12,7 @@ import torch
 
 from im2wav.data.shards import DatasetInfo, ShardWriter, to_pcm16
 from im2wav.training import checkpointing
-from im2wav.training.ema import EMA
+from im2wav.training.ema import load_weight_ema_state, weight_ema
 from im2wav.training.optim import make_optimizer, warmup_schedule
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,24 +225,55 @@ def test_warmup_then_cosine_schedule():
         lrs.append(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
-    assert lrs[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
-    assert lrs[8] == pytest.approx(0.5) and lrs[-1] < 0.05
+    assert lrs[:5] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])  # the original's min(1, step / warmup)
+    assert lrs[8] == pytest.approx(0.5) and lrs[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 8)))
+    linear = warmup_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0), 2, 6, "linear")
+    values = []
+    for _ in range(6):
+        values.append(linear.get_last_lr()[0])
+        linear.optimizer.step()
+        linear.step()
+    assert values == pytest.approx([0.0, 1.0, 2.0, 1.5, 1.0, 0.5])
     with pytest.raises(ValueError, match="needs total_steps"):
         warmup_schedule(optimizer, 4, None, "linear")
 
 
 def test_ema_tracks_weights_with_warmup():
     model = torch.nn.Linear(2, 1, bias=False)
-    start = model.weight.detach().clone()
-    ema = EMA(model, decay=0.5)
+    ema = weight_ema(model, decay=0.5)
     with torch.no_grad():
         model.weight.fill_(1.0)
-    ema.update(model)  # first update: decay min(0.5, (1 + 0) / (10 + 0)) = 0.1
+    ema.step(model.parameters())  # first update copies the weights (decay 0)
     target = torch.nn.Linear(2, 1, bias=False)
-    ema.copy_to(target)
-    assert torch.allclose(target.weight, 0.1 * start + 0.9)
-    ema.update(model)  # decay min(0.5, 2 / 11)
-    assert torch.allclose(ema.shadow["weight"], (2 / 11) * (0.1 * start + 0.9) + (9 / 11))
+    ema.copy_to(target.parameters())
+    assert torch.allclose(target.weight, torch.ones(1, 2))
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.step(model.parameters())  # decay min(0.5, (1 + 1) / (10 + 1))
+    ema.copy_to(target.parameters())
+    assert torch.allclose(target.weight, torch.full((1, 2), (2 / 11) * 1.0 + (9 / 11) * 3.0))
+    for _ in range(20):
+        ema.step(model.parameters())  # the decay is capped at 0.5: the average closes half the gap per step
+    ema.copy_to(target.parameters())
+    assert torch.allclose(target.weight, torch.full((1, 2), 3.0), atol=1e-5)
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        weight_ema(model, 1.5)
+
+
+def test_ema_state_round_trips_and_refuses_another_model():
+    model = torch.nn.Linear(3, 2)
+    ema = weight_ema(model, 0.9)
+    ema.step(model.parameters())
+    fresh = weight_ema(model, 0.9)
+    load_weight_ema_state(fresh, ema.state_dict(), model)
+    assert fresh.optimization_step == 1
+    assert all(torch.equal(a, b) for a, b in zip(fresh.shadow_params, ema.shadow_params))
+    # a checkpoint written by the earlier name-keyed EMA still resumes
+    old = {"decay": 0.9, "num_updates": 7, "shadow": {n: p.detach() + 1 for n, p in model.named_parameters()}}
+    load_weight_ema_state(fresh, old, model)
+    assert fresh.optimization_step == 7 and torch.equal(fresh.shadow_params[0], model.weight.detach() + 1)
+    with pytest.raises(ValueError, match="does not match the model"):
+        load_weight_ema_state(weight_ema(torch.nn.Linear(3, 3), 0.9), ema.state_dict(), torch.nn.Linear(3, 3))
 
 
 def test_optimizer_decays_only_matrices():

@@ -14,6 +14,15 @@ A run folder holds::
 
 A checkpoint is written into a hidden temporary folder and renamed into place, then `latest` is
 replaced atomically: a run killed at any moment leaves the previous checkpoint intact.
+
+Why this is not accelerate's `save_state` / `load_state` / `register_for_checkpointing` (the EMA
+and the learning-rate schedule do come from diffusers): `save_state` writes straight into its
+target folder, so a run killed mid-save leaves a half checkpoint that `load_state` accepts; its
+model file is a bare `model.safetensors`, not the `from_pretrained` folder that makes every
+checkpoint a fine-tuning source (`--init`) and a pipeline component (`assemble`); objects
+registered for checkpointing (our data sampler's generator) are unpickled with
+`weights_only=False`, which this package never does; and `load_state` needs one RNG file per
+process of the same world size, while a run here may resume on another number of processes.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from .checkpointing import (
     save_checkpoint,
     save_rng,
 )
-from .ema import EMA
+from .ema import load_weight_ema_state, weight_ema
 from .optim import make_optimizer, warmup_schedule
 
 __all__ = ["TrainingConfig", "TrainingResult", "resolve_resume", "train"]
@@ -228,7 +228,7 @@ def train(
     data_rng = np.random.default_rng([cfg.seed, rank])
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, tuple(cfg.betas), cfg.eps)
     scheduler = warmup_schedule(optimizer, cfg.warmup_steps, cfg.max_steps, cfg.lr_decay)
-    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    ema = weight_ema(model, cfg.ema_decay) if cfg.ema_decay else None
     step = 0
     if resume is not None:
         loaded = load_checkpoint(resume, cfg.stage, model, optimizer, scheduler, process_index=rank)
@@ -237,7 +237,7 @@ def train(
             if loaded["ema"] is None:
                 raise ValueError(f"--ema-decay is set but checkpoint {resume} has no EMA state; resume without EMA "
                                  "or start a new run with --init")
-            ema.load_state_dict(loaded["ema"])
+            load_weight_ema_state(ema, loaded["ema"], model)
         if loaded["rng"] is not None:
             restore_rng(data_rng, *loaded["rng"])
         else:  # a different world size than the checkpoint's: fresh but reproducible streams
@@ -248,6 +248,8 @@ def train(
         _truncate_metrics(run_dir, step)
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
+    if ema is not None:
+        ema.to(device)  # the shadow weights live beside the weights they average
     val_batches = None
     if val_data is not None:
         windows = val_data.grid(cfg.val_windows, multiple=getattr(val_data, "top_hop", 1))
@@ -260,7 +262,7 @@ def train(
             ema_model = None
             if ema is not None:
                 ema_model = copy.deepcopy(unwrapped)
-                ema.copy_to(ema_model)
+                ema.copy_to(ema_model.parameters())
             save_checkpoint(run_dir, step, cfg.stage, unwrapped, getattr(optimizer, "optimizer", optimizer),
                             scheduler, ema_model, ema.state_dict() if ema else None, capture_rng(data_rng),
                             rank, world, cfg.keep_checkpoints, checkpoint_extra)
@@ -305,7 +307,7 @@ def train(
         step += 1
         bar.update()
         if ema is not None:
-            ema.update(accelerator.unwrap_model(model))
+            ema.step(accelerator.unwrap_model(model).parameters())
         losses.append(step_loss)
         window_losses.append(step_loss)
         window_steps += 1
