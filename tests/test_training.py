@@ -90,6 +90,24 @@ def test_vqvae_resume_reproduces_the_straight_run(dataset, tmp_path):
             (b / sub / "diffusion_pytorch_model.safetensors").read_bytes()
 
 
+def test_vqvae_resumes_a_checkpoint_written_before_the_loss_left_the_model(dataset, tmp_path):
+    """Such a checkpoint holds the loss weights and statistics in model/config.json and no `extra`."""
+    args = ["--dataset", dataset, *VQ, "--window-length", 2048, "--batch-size", 2, *QUIET]
+    run_script("train_vqvae", *args, "--run-dir", tmp_path / "straight", "--max-steps", 4)
+    run_script("train_vqvae", *args, "--run-dir", tmp_path / "split", "--max-steps", 2)
+    checkpoint = checkpointing.latest_checkpoint(tmp_path / "split")
+    state = json.loads((checkpoint / "state.json").read_text())
+    loss = state.pop("extra")["vqvae_loss"]
+    assert loss["bandwidth_l2"] != 1.0  # measured on the data
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    config = json.loads((checkpoint / "model" / "config.json").read_text())
+    (checkpoint / "model" / "config.json").write_text(json.dumps({**config, **loss}))
+    run_script("train_vqvae", *args, "--run-dir", tmp_path / "split", "--max-steps", 4, "--resume")
+    assert losses(tmp_path / "straight") == losses(tmp_path / "split")
+    resolved = json.loads((tmp_path / "split" / "config.json").read_text())
+    assert resolved["loss_config"] == loss and "bandwidth_l2" not in resolved["model_config"]
+
+
 def test_low_prior_resume_reproduces_the_straight_run_with_condition_dropout(dataset, tokens, tmp_path):
     # item3 is the only validation item (its id hash < 0.1); validating every step must not disturb the RNG stream
     args = ["--level", "low", "--dataset", dataset, "--tokens", tokens, *LOW, "--batch-size", 4, *QUIET,
