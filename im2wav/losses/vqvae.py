@@ -44,21 +44,25 @@ class VQVAELossConfig:
             by (`im2wav.losses.audio.bandwidth_stats`).
     """
 
-    commit: float = 0.02
+    # the reconstruction term: L2 + 0.02 Linf (top-2048 squared errors), as the paper's VQ-VAE
     loss_fn: str = "lmix"
     lmix_l1: float = 0.0
     lmix_l2: float = 1.0
     lmix_linf: float = 0.02
     linf_k: int = 2048
+    # the weights of the other terms
+    commit: float = 0.02
     spectral: float = 0.0
     multispectral: float = 1.0
+    use_nonrelative_specloss: bool = True
+    # STFTs (n_fft, hop, window) of the spectral terms
     spec_n_fft: int = 2048
     spec_hop_length: int = 256
     spec_window_size: int = 1536
     multispec_n_fft: tuple[int, ...] = (2048, 1024, 512)
     multispec_hop_length: tuple[int, ...] = (240, 120, 50)
     multispec_window_size: tuple[int, ...] = (1200, 600, 240)
-    use_nonrelative_specloss: bool = True
+    # training-data statistics (measured by `bandwidth_stats`)
     bandwidth_l1: float = 1.0
     bandwidth_l2: float = 1.0
     bandwidth_spec: float = 1.0

@@ -9,13 +9,39 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 
 from .loop import TrainingConfig
+from .optim import LR_SCHEDULES
 from .run_setup import ModelSource
 from .runs import PriorRunConfig, VQVAERunConfig
 
 __all__ = ["add_training_arguments", "model_source", "parse_overrides", "prior_run_config", "training_config",
            "vqvae_run_config"]
+
+
+# Options that set the `TrainingConfig` field of the same name, per help group: (field, help). Their
+# defaults and types come from the dataclass, so the command line and the library cannot drift apart.
+_LOOP_OPTIONS: dict[str, list[tuple[str, str]]] = {
+    "run": [("max_steps", "total optimizer steps (a resumed run counts earlier ones)"),
+            ("max_minutes", "also stop after this many minutes of this process"),
+            ("seed", "seed of initialisation, data sampling and dropout")],
+    "optimisation": [("batch_size", "windows per micro-batch per process"),
+                     ("grad_accum", "micro-batches per optimizer step"), ("lr", "peak learning rate (AdamW)"),
+                     ("weight_decay", "AdamW weight decay of matrices"),
+                     ("warmup_steps", "linear learning-rate warmup steps (from 0)"),
+                     ("lr_decay", "learning-rate shape after warmup"),
+                     ("clip_grad_norm", "gradient clipping norm (0: off)"),
+                     ("ema_decay", "keep an EMA of the weights with this decay (e.g. 0.999)"),
+                     ("mixed_precision", "accelerate mixed precision")],
+    "logging, validation, checkpoints": [
+        ("log_every", "steps per metrics row"), ("val_every", "steps between validations (0: only at the end)"),
+        ("val_windows", "validation windows (a fixed set)"),
+        ("save_every", "steps between checkpoints (one is always written at the end)"),
+        ("keep_checkpoints", "checkpoints kept in the run folder")],
+}
+_CHOICES = {"lr_decay": tuple(LR_SCHEDULES), "mixed_precision": ("no", "fp16", "bf16")}
+_FLOAT_OR_NONE = ("max_minutes", "ema_decay")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, preset: str, batch_size: int, lr: float,
@@ -36,35 +62,25 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, preset: str, batc
                         "(for the VQ-VAE also loss fields, e.g. '{\"multispectral\": 0.5}')")
     g.add_argument("--init", default=None,
                    help="fine-tune from: an original .pth.tar, a pipeline folder, a model folder, a checkpoint or a run folder")
-    g = parser.add_argument_group("run")
+    stage_defaults = {"batch_size": batch_size, "lr": lr, "max_steps": max_steps}
+    defaults = {f.name: f.default for f in fields(TrainingConfig)} | stage_defaults
+    groups = {}
+    for title, options in _LOOP_OPTIONS.items():
+        groups[title] = g = parser.add_argument_group(title)
+        for name, help_text in options:
+            kind = float if name in _FLOAT_OR_NONE else type(defaults[name])
+            g.add_argument("--" + name.replace("_", "-"), type=kind, default=defaults[name], help=help_text,
+                           choices=_CHOICES.get(name))
+    g = groups["run"]
     g.add_argument("--run-dir", required=True, help="run folder: checkpoints, metrics, resolved config")
     g.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue exactly: alone, from --run-dir's latest checkpoint; or from a given run/checkpoint folder")
-    g.add_argument("--max-steps", type=int, default=max_steps, help="total optimizer steps (a resumed run counts earlier ones)")
-    g.add_argument("--max-minutes", type=float, default=None, help="also stop after this many minutes of this process")
-    g.add_argument("--seed", type=int, default=0, help="seed of initialisation, data sampling and dropout")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, default=batch_size, help="windows per micro-batch per process")
-    g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay of matrices")
-    g.add_argument("--beta1", type=float, default=0.9, help="AdamW beta1")
-    g.add_argument("--beta2", type=float, default=0.999, help="AdamW beta2")
-    g.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warmup steps")
-    g.add_argument("--lr-decay", choices=("constant", "linear", "cosine"), default="constant",
-                   help="learning-rate shape after warmup")
-    g.add_argument("--clip-grad-norm", type=float, default=1.0, help="gradient clipping norm (0: off)")
-    g.add_argument("--ema-decay", type=float, default=None, help="keep an EMA of the weights with this decay (e.g. 0.999)")
-    g.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="accelerate mixed precision")
-    g = parser.add_argument_group("logging, validation, checkpoints")
-    g.add_argument("--log-every", type=int, default=10, help="steps per metrics row")
-    g.add_argument("--val-every", type=int, default=0, help="steps between validations (0: only at the end)")
-    g.add_argument("--val-fraction", type=float, default=0.0,
-                   help="validation share of the items when the manifest has no split column")
-    g.add_argument("--val-windows", type=int, default=32, help="validation windows (a fixed set)")
-    g.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (one is always written at the end)")
-    g.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept in the run folder")
+    beta1, beta2 = defaults["betas"]
+    groups["optimisation"].add_argument("--beta1", type=float, default=beta1, help="AdamW beta1")
+    groups["optimisation"].add_argument("--beta2", type=float, default=beta2, help="AdamW beta2")
+    groups["logging, validation, checkpoints"].add_argument(
+        "--val-fraction", type=float, default=0.0, help="validation share of the items when the manifest has no split column")
 
 
 def parse_overrides(text: str) -> dict:
@@ -103,14 +119,8 @@ def training_config(args: argparse.Namespace, stage: str) -> TrainingConfig:
     for name in ("max_steps", "batch_size", "grad_accum", "log_every"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    return TrainingConfig(
-        run_dir=str(args.run_dir), stage=stage, max_steps=args.max_steps, max_minutes=args.max_minutes,
-        batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr, weight_decay=args.weight_decay,
-        betas=(args.beta1, args.beta2), warmup_steps=args.warmup_steps, lr_decay=args.lr_decay,
-        clip_grad_norm=args.clip_grad_norm, ema_decay=args.ema_decay, mixed_precision=args.mixed_precision,
-        log_every=args.log_every, val_every=args.val_every, val_windows=args.val_windows,
-        save_every=args.save_every, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
-    )
+    options = {name: getattr(args, name) for group in _LOOP_OPTIONS.values() for name, _ in group}
+    return TrainingConfig(run_dir=str(args.run_dir), stage=stage, betas=(args.beta1, args.beta2), **options)
 
 
 def vqvae_run_config(args: argparse.Namespace) -> VQVAERunConfig:
