@@ -319,3 +319,26 @@ def test_bundled_default_model_hears_its_examples():
     images = [[Image.open(REPO / "assets" / "examples" / f"{c.name}.png")] for c in classes]
     audio = pipe(images, audio_length_in_s=0.256, generator=torch.Generator().manual_seed(0)).audios[:, 0]
     assert [judge.predict(x) for x in audio] == list(range(len(classes)))
+
+
+def test_run_configs_are_typed_and_built_at_the_command_line_boundary(tmp_path):
+    import argparse
+
+    from im2wav.training.arguments import add_training_arguments, prior_run_config
+    from im2wav.training.runs import PriorRunConfig, train_prior_run, train_vqvae_run
+
+    with pytest.raises(TypeError, match="VQVAERunConfig.*vqvae_run_config"):
+        train_vqvae_run(argparse.Namespace(dataset="x", run_dir=str(tmp_path)))
+    parser = argparse.ArgumentParser()
+    for flag in ("--level", "--dataset", "--tokens"):
+        parser.add_argument(flag)
+    parser.add_argument("--condition-dropout", type=float, default=None)
+    add_training_arguments(parser, preset="", batch_size=4, lr=3e-4, max_steps=10)
+    args = parser.parse_args(["--level", "up", "--dataset", "d", "--tokens", "t", "--run-dir", str(tmp_path),
+                              "--warmup-steps", "7", "--config-overrides", '{"width": 32}'])
+    run = prior_run_config(args)
+    assert isinstance(run, PriorRunConfig) and run.model.preset == "paper-up" and run.condition_dropout == 0.0
+    assert run.model.config_overrides == {"width": 32} and run.training.warmup_steps == 7
+    assert run.training.max_steps == 10 and run.training.clip_grad_norm == 1.0  # stage default, dataclass default
+    with pytest.raises(ValueError, match="level must be"):
+        train_prior_run(PriorRunConfig(level="mid", dataset="d", tokens="t", model=run.model, training=run.training))
