@@ -127,7 +127,7 @@ def test_windowed_sampling_beyond_one_window(tiny_pipe):
     assert tokens.shape == (1, 600)
     assert 0 <= tokens.min() and tokens.max() < tiny_pipe.up_prior.config.vocab_size
     # the second UP window decodes new tokens rather than repeating the first window's start
-    assert not torch.equal(tokens[:, 512:], tokens[:, :88])
+    assert (tokens[:, 512:] != tokens[:, :88]).float().mean() > 0.5  # (tiny pipe: 92% differ), not a near-copy
 
 
 def test_callback_and_progress(tiny_pipe):
