@@ -340,5 +340,8 @@ def test_run_configs_are_typed_and_built_at_the_command_line_boundary(tmp_path):
     assert isinstance(run, PriorRunConfig) and run.model.preset == "paper-up" and run.condition_dropout == 0.0
     assert run.model.config_overrides == {"width": 32} and run.training.warmup_steps == 7
     assert run.training.max_steps == 10 and run.training.clip_grad_norm == 1.0  # stage default, dataclass default
+    with pytest.raises(ValueError, match=r"\['widht'\] are not fields of Im2WavPrior"):
+        run_script("train_prior", "--level", "low", "--dataset", "d", "--tokens", "t", "--run-dir", tmp_path / "r",
+                   "--config-overrides", '{"widht": 32}')
     with pytest.raises(ValueError, match="level must be"):
         train_prior_run(PriorRunConfig(level="mid", dataset="d", tokens="t", model=run.model, training=run.training))

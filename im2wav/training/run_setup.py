@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -63,6 +64,11 @@ def setup_model(source: ModelSource, stage: str, run_dir: str | os.PathLike, see
     """
     torch.manual_seed(seed)
     overrides = dict(source.config_overrides)
+    known = set(inspect.signature(model_class(stage).__init__).parameters) - {"self"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"--config-overrides: {unknown} are not fields of {model_class(stage).__name__}; "
+                         f"choose from {sorted(known)}")
     resume = resolve_resume(source.resume, run_dir)
     if resume is None and latest_checkpoint(run_dir) is not None:
         raise ValueError(f"{run_dir} already holds checkpoints: pass --resume to continue that run, or choose "
