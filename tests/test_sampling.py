@@ -73,11 +73,11 @@ def test_prefill_then_decode_equals_full_forward(low, prompt_len):
     tokens, embeds, timing = low_inputs()
     with torch.no_grad():
         full = low(tokens, frame_embeds=embeds, timing=timing)
-        cond = low.condition(2, N_CTX, embeds, timing=timing)
         cache = low.new_kv_cache(2)
-        logits = [prefill(low, tokens[:, :prompt_len], cond, cache)]
+        cache.set_condition(*vars(low.condition(2, N_CTX, embeds, timing=timing)).values())
+        logits = [prefill(low, tokens[:, :prompt_len], cache)]
         for pos in range(prompt_len + 1, N_CTX):
-            logits.append(decode_one_token(low, tokens[:, pos - 1], pos, cond, cache))
+            logits.append(decode_one_token(low, tokens[:, pos - 1], torch.tensor([pos]), cache))
     torch.testing.assert_close(torch.stack(logits, 1), full[:, prompt_len:], atol=1e-5, rtol=0)
 
 

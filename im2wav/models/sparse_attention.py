@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from ..kv_cache import ATTENTION_KINDS, SparseKVCache
@@ -59,41 +60,43 @@ class FactorizedAttention(nn.Module):
         self.proj = nn.Linear(attn_width, width)
 
     def _split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, T, _ = x.shape
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
-        # (B, T, C) -> (B, H, T, D_head)
-        return tuple(t.view(B, T, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        return tuple(rearrange(t, "b t (h d) -> b h t d", h=self.heads) for t in (q, k, v))  # (B, H, T, Dh)
 
     def _merge_heads(self, a: torch.Tensor) -> torch.Tensor:
-        B, H, T, Dh = a.shape
-        return self.proj(a.transpose(1, 2).reshape(B, T, H * Dh))  # (B, H, T, D_head) -> (B, T, D)
+        return self.proj(rearrange(a, "b h t d -> b t (h d)"))  # (B, H, T, Dh) -> (B, T, D)
 
     def _sparse_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Full-sequence attention; q/k/v [B, H, T, D_head] with T a multiple of `block_ctx`."""
-        B, H, T, Dh = q.shape
-        nb, bc = T // self.block_ctx, self.block_ctx
-        scale = Dh**-0.5
-        if self.kind == "block":
-            # (B, H, T, Dh) -> (B, H*nb, bc, Dh): causal attention inside each block
-            q, k, v = (t.reshape(B, H * nb, bc, Dh) for t in (q, k, v))
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale).reshape(B, H, T, Dh)
-        if self.kind == "transpose":
-            # (B, H, T, Dh) -> (B, H, bc, nb, Dh) -> (B, H*bc, nb, Dh): causal across blocks
-            q, k, v = (t.reshape(B, H, nb, bc, Dh).transpose(2, 3).reshape(B, H * bc, nb, Dh) for t in (q, k, v))
+        """Full-sequence attention; q/k/v [B, H, T, Dh] with T a multiple of `block_ctx`."""
+        bc, scale = self.block_ctx, self.head_dim**-0.5
+        H = q.shape[1]
+        if self.kind == "block":  # causal attention inside each block `n`, over in-block positions `j`
+            q, k, v = (rearrange(t, "b h (n j) d -> b (h n) j d", j=bc) for t in (q, k, v))
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-            return a.reshape(B, H, bc, nb, Dh).transpose(2, 3).reshape(B, H, T, Dh)
-        # previous: block b attends to all of block b-1; block 0 to zeros
-        q = q.reshape(B, H * nb, bc, Dh)
-        k, v = (F.pad(t.reshape(B, H, nb, bc, Dh)[:, :, :-1], (0, 0, 0, 0, 1, 0)).reshape(B, H * nb, bc, Dh)
-                for t in (k, v))  # (B, H, nb, bc, Dh) shifted by one block -> (B, H*nb, bc, Dh)
-        return F.scaled_dot_product_attention(q, k, v, scale=scale).reshape(B, H, T, Dh)
+            return rearrange(a, "b (h n) j d -> b h (n j) d", h=H)
+        if self.kind == "transpose":  # causal attention across blocks `n`, at each in-block position `j`
+            q, k, v = (rearrange(t, "b h (n j) d -> b (h j) n d", j=bc) for t in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+            return rearrange(a, "b (h j) n d -> b h (n j) d", h=H)
+        # previous: block n attends to all of block n-1; block 0 to zeros
+        q = rearrange(q, "b h (n j) d -> b (h n) j d", j=bc)
+        k, v = (rearrange(F.pad(rearrange(t, "b h (n j) d -> b h n j d", j=bc)[:, :, :-1], (0, 0, 0, 0, 1, 0)),
+                          "b h n j d -> b (h n) j d") for t in (k, v))  # shifted by one block
+        a = F.scaled_dot_product_attention(q, k, v, scale=scale)
+        return rearrange(a, "b (h n) j d -> b h (n j) d", h=H)
 
-    def forward(self, x: torch.Tensor, cache: SparseKVCache | None = None) -> torch.Tensor:
-        """Attention over a sequence that starts at position 0.
+    def forward(
+        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None
+    ) -> torch.Tensor:
+        """Attention of positions `input_pos` (default `0 .. T-1`).
 
         Args:
-            x: [B, T, D], T <= n_ctx.
-            cache: when given, the keys/values of these T positions are written into it (prefill).
+            x: [B, T, D].
+            input_pos: LongTensor [T] of the positions of `x`. Without a cache or with T > 1 they must be
+                `0 .. T-1` (a window from its start; with a cache this is the prefill). With a cache and
+                T == 1 it is any position whose predecessors the cache holds (one decoding step).
+            cache: this layer's cache: the keys/values of these positions are written into it, and a
+                decoding step reads the past from it.
 
         Returns:
             [B, T, D].
@@ -101,33 +104,26 @@ class FactorizedAttention(nn.Module):
         B, T, _ = x.shape
         q, k, v = self._split_heads(x)
         if cache is not None:
-            cache.update(torch.arange(T, device=x.device), k, v)
+            if input_pos is None:
+                input_pos = torch.arange(T, device=x.device)
+            cache.update(input_pos, k, v)
+            if T == 1:  # one decoding step: a fixed-size read of the cache, masked
+                return self._merge_heads(self._cached_attention(q, *cache.read(input_pos)))
         pad = -T % self.block_ctx
         if pad:  # padding at the end never reaches earlier positions: every kind is causal
             q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
         a = self._sparse_attention(q, k, v)[:, :, :T]
         return self._merge_heads(a)
 
-    def decode(self, x: torch.Tensor, pos: int, cache: SparseKVCache) -> torch.Tensor:
-        """Attention of a single new token at absolute position `pos`, reading the cache.
+    def _cached_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """q [B, H, 1, Dh] over the cache slab k/v [B, H, L, Dh]; `mask` [1, L] marks the slots read.
 
-        Args:
-            x: [B, 1, D].
-            pos: position of the token (all batch rows decode the same position).
-            cache: this layer's cache, holding every position before `pos` that this kind reads.
-
-        Returns:
-            [B, 1, D].
+        A query that reads nothing (the previous-block kind in block 0) gets zeros, as in the original
+        where block 0 attends to all-zero keys and values.
         """
-        q, k, v = self._split_heads(x)
-        cache.update(pos, k, v)
-        kv = cache.read(pos)
-        if kv is None:
-            a = torch.zeros_like(q)
-        else:
-            k, v = kv
-            a = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), scale=self.head_dim**-0.5)
-        return self._merge_heads(a)
+        scores = torch.matmul(q, k.to(q.dtype).transpose(-1, -2)) * self.head_dim**-0.5  # (B, H, 1, L)
+        probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+        return torch.matmul(probs, v.to(q.dtype))  # (B, H, 1, Dh)
 
 
 class TransformerLayer(nn.Module):
@@ -151,12 +147,9 @@ class TransformerLayer(nn.Module):
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp_proj(quick_gelu(self.mlp_fc(x)))
 
-    def forward(self, x: torch.Tensor, cache: SparseKVCache | None = None) -> torch.Tensor:
-        """[B, T, D] -> [B, T, D] for positions `0 .. T-1`; with `cache`, their keys/values are stored (prefill)."""
-        a = self.attn(self.attn_norm(x), cache)
-        return x + a + self._mlp(self.mlp_norm(x + a))
-
-    def decode(self, x: torch.Tensor, pos: int, cache: SparseKVCache) -> torch.Tensor:
-        """[B, 1, D] -> [B, 1, D] for the one token at position `pos`, reading and extending `cache`."""
-        a = self.attn.decode(self.attn_norm(x), pos, cache)
+    def forward(
+        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None
+    ) -> torch.Tensor:
+        """[B, T, D] -> [B, T, D] for positions `input_pos` (see `FactorizedAttention.forward`)."""
+        a = self.attn(self.attn_norm(x), input_pos, cache)
         return x + a + self._mlp(self.mlp_norm(x + a))
