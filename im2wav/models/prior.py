@@ -378,8 +378,9 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
                 raise ValueError("cached decoding needs input_pos, the LongTensor [T] of the positions computed")
             x_cond = kv_cache.x_cond.index_select(1, input_pos)  # (B, T, D)
             h = self._embed(tokens, input_pos, kv_cache.start, x_cond)
+            plans = kv_cache.plans(input_pos) if tokens.shape[1] == 1 else {}  # one decoding step
             for layer, cache in zip(self.layers, kv_cache.layers):
-                h = layer(h, input_pos, cache)
+                h = layer(h, input_pos, cache, plans.get(cache.kind))
             return self._head(h + x_cond)
 
         _check_tensor(tokens, "tokens", "LongTensor [B, T]")

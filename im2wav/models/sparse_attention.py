@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..kv_cache import ATTENTION_KINDS, SparseKVCache
+from ..kv_cache import ATTENTION_KINDS, SparseKVCache, StepPlan
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -86,44 +86,43 @@ class FactorizedAttention(nn.Module):
         return rearrange(a, "b (h n) j d -> b h (n j) d", h=H)
 
     def forward(
-        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None
+        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None,
+        plan: StepPlan | None = None,
     ) -> torch.Tensor:
-        """Attention of positions `input_pos` (default `0 .. T-1`).
+        """Attention of a window from its start, or of one decoding step.
 
         Args:
             x: [B, T, D].
-            input_pos: LongTensor [T] of the positions of `x`. Without a cache or with T > 1 they must be
-                `0 .. T-1` (a window from its start; with a cache this is the prefill). With a cache and
-                T == 1 it is any position whose predecessors the cache holds (one decoding step).
-            cache: this layer's cache: the keys/values of these positions are written into it, and a
-                decoding step reads the past from it.
+            input_pos: LongTensor [T], the positions `0 .. T-1` of `x` (default). With a `cache` their
+                keys/values are written into it (the prefill).
+            cache: this layer's cache.
+            plan: one decoding step (T == 1, with `cache`): this kind's `StepPlan` for the position;
+                the step writes its key/value and reads the past through a fixed-size masked slab.
 
         Returns:
             [B, T, D].
         """
+        if plan is not None:
+            return self._step(x, cache, plan)
         B, T, _ = x.shape
         q, k, v = self._split_heads(x)
         if cache is not None:
-            if input_pos is None:
-                input_pos = torch.arange(T, device=x.device)
-            cache.update(input_pos, k, v)
-            if T == 1:  # one decoding step: a fixed-size read of the cache, masked
-                return self._merge_heads(self._cached_attention(q, *cache.read(input_pos)))
+            cache.update(input_pos if input_pos is not None else torch.arange(T, device=x.device), k, v)
         pad = -T % self.block_ctx
         if pad:  # padding at the end never reaches earlier positions: every kind is causal
             q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
         a = self._sparse_attention(q, k, v)[:, :, :T]
         return self._merge_heads(a)
 
-    def _cached_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """q [B, H, 1, Dh] over the cache slab k/v [B, H, L, Dh]; `mask` [1, L] marks the slots read.
-
-        A query that reads nothing (the previous-block kind in block 0) gets zeros, as in the original
-        where block 0 attends to all-zero keys and values.
-        """
-        scores = torch.matmul(q, k.to(q.dtype).transpose(-1, -2)) * self.head_dim**-0.5  # (B, H, 1, L)
-        probs = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
-        return torch.matmul(probs, v.to(q.dtype))  # (B, H, 1, Dh)
+    def _step(self, x: torch.Tensor, cache: SparseKVCache, plan: StepPlan) -> torch.Tensor:
+        """One token [B, 1, D] -> [B, 1, D]; few operations, since a step runs once per token and layer."""
+        B = x.shape[0]
+        qkv = self.qkv(x).view(B, 3, self.heads, 1, self.head_dim)  # (B, 1, 3C) -> (B, q|k|v, H, 1, Dh)
+        k, v = cache.step(plan, qkv[:, 1:].transpose(0, 1))  # new (2, B, H, 1, Dh) in; (B, H, L, Dh) out
+        a = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=plan.mask, scale=self.head_dim**-0.5)
+        if plan.gate is not None:  # the previous-block kind reads nothing in block 0: zeros, as the original
+            a = a * plan.gate
+        return self.proj(a.view(B, self.heads * self.head_dim)[:, None])  # (B, H, 1, Dh) -> (B, 1, D)
 
 
 class TransformerLayer(nn.Module):
@@ -148,8 +147,9 @@ class TransformerLayer(nn.Module):
         return self.mlp_proj(quick_gelu(self.mlp_fc(x)))
 
     def forward(
-        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None
+        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None,
+        plan: StepPlan | None = None,
     ) -> torch.Tensor:
-        """[B, T, D] -> [B, T, D] for positions `input_pos` (see `FactorizedAttention.forward`)."""
-        a = self.attn(self.attn_norm(x), input_pos, cache)
+        """[B, T, D] -> [B, T, D] (see `FactorizedAttention.forward` for the cached arguments)."""
+        a = self.attn(self.attn_norm(x), input_pos, cache, plan)
         return x + a + self._mlp(self.mlp_norm(x + a))
