@@ -65,9 +65,12 @@ class PriorConditioning:
     start: torch.Tensor
     x_cond: torch.Tensor
 
-    def cat(self, other: PriorConditioning) -> PriorConditioning:
-        """Concatenate along the batch (used to run `[cond; null]` as one batch)."""
-        return PriorConditioning(torch.cat([self.start, other.start]), torch.cat([self.x_cond, other.x_cond]))
+
+def _contiguous_state(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> dict:
+    for key, value in state_dict.items():
+        if not value.is_contiguous():
+            state_dict[key] = value.contiguous()
+    return state_dict
 
 
 class Im2WavPrior(ModelMixin, ConfigMixin):
@@ -154,6 +157,8 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
 
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.position_embedding, std=0.01)
+        # weights re-laid for decoding (`im2wav.decoding.use_decoding_layout`) are saved in the usual layout
+        self._register_state_dict_hook(_contiguous_state)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> Im2WavPrior:
@@ -251,15 +256,12 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             uncond = uncond.expand(batch_size)
             # frames are read unless every row is unconditional (only asked when none were given)
             need_frames = frame_embeds is not None or not bool(uncond.all())
-            if self.null_start is None and bool(uncond.any()):
-                raise ValueError("this prior was trained without classifier-free guidance (config.guidance=False): "
-                                 "it has no null condition; use unconditional=False")
+            any_null = self.null_start is None and bool(uncond.any())  # asked only where it matters
         else:
-            if unconditional and self.null_start is None:
-                raise ValueError("this prior was trained without classifier-free guidance (config.guidance=False): "
-                                 "it has no null condition; use unconditional=False")
-            need_frames = not unconditional
-            uncond = None
+            need_frames, any_null, uncond = not unconditional, bool(unconditional), None
+        if any_null and self.null_start is None:
+            raise ValueError("this prior was trained without classifier-free guidance (config.guidance=False): "
+                             "it has no null condition; use unconditional=False")
         if need_frames and frame_embeds is None:
             raise ValueError("frame_embeds [B, F, 512] are required (CLIP embedding per frame; F=1 for an image)")
         if need_frames:
