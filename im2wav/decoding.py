@@ -93,15 +93,19 @@ def compile_step(step: Callable, device: torch.device) -> Callable:
     Compilation happens lazily at the first call; if it raises (no compiler, unsupported platform),
     the eager `step` is used from then on and a warning says why.
     """
-    mode = "reduce-overhead" if device.type == "cuda" else None
-    compiled = _compiled(step, mode)
+    graphs = device.type == "cuda"
+    compiled = _compiled(step, "reduce-overhead" if graphs else None)
     failed: list[BaseException] = []
 
     @functools.wraps(step)
     def run(*args, **kwargs):
         if not failed:
             try:
-                return compiled(*args, **kwargs)
+                if not graphs:
+                    return compiled(*args, **kwargs)
+                # a CUDA graph's outputs are overwritten by its next replay: start a new step, keep a copy
+                torch.compiler.cudagraph_mark_step_begin()
+                return compiled(*args, **kwargs).clone()
             except Exception as err:  # noqa: BLE001 - any backend failure: eager still gives the same numbers
                 failed.append(err)
                 logger.warning("compiled decoding is unavailable here (%s: %s); decoding eagerly",
