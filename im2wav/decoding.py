@@ -4,11 +4,6 @@
   several intra-op threads buys nothing and makes every operation wait on a barrier, which collapses
   when other processes use the cores (a busy core delays every barrier). `decode_threads` runs small
   steps on one thread and large ones (where each matrix product streams megabytes of weights) on all.
-- Weight layout. `nn.Linear` stores its weight `[out, in]`; a product with a few rows (the guided
-  pair, a small batch) runs faster over weights stored `[in, out]` (MKL's `addmm` then streams the
-  weights in the order it reads them). `use_decoding_layout` re-lays the transformer's linear
-  weights once, in place: same parameters, same shapes and values, other strides; `state_dict`
-  still saves them `[out, in]` (see `Im2WavPrior`).
 - Compilation. A step has fixed shapes (see `im2wav.kv_cache`), so `torch.compile(fullgraph=True)`
   traces it once per prior; on CUDA `mode="reduce-overhead"` replays it as a CUDA graph. It is
   opt-in (`compile=True` in the samplers and the pipeline): compiling takes tens of seconds up to
@@ -73,18 +68,6 @@ def decode_threads(prior: torch.nn.Module, rows: int) -> Iterator[int]:
     finally:
         if threads != before:
             torch.set_num_threads(before)
-
-
-def use_decoding_layout(prior: torch.nn.Module) -> None:
-    """Store every linear weight of the transformer `[in, out]` in memory (a column-major `[out, in]`).
-
-    Idempotent; the values, shapes and names do not change, so nothing else notices except speed.
-    One layer's weight is copied at a time.
-    """
-    for module in prior.layers.modules():
-        if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
-            with torch.no_grad():
-                module.weight.data = module.weight.data.t().contiguous().t()  # (out, in) with strides (1, out)
 
 
 def compile_step(step: Callable, device: torch.device) -> Callable:
