@@ -48,12 +48,15 @@ class StepPlan:
         index: LongTensor [1], the slab read (`transpose`: the in-block index; `previous`: the ring half).
         mask: FloatTensor [1, L], 0 for the slots read and -inf for the others.
         gate: FloatTensor [1] (`previous` only): 0 in block 0, whose output is zero, else 1.
+        first: eager decoding on a CPU only: the first slot of the slab as an int, so the read is a
+            view instead of a copy (reading a CPU tensor costs no sync; traced code never gets one).
     """
 
     slot: torch.Tensor
     index: torch.Tensor
     mask: torch.Tensor
     gate: torch.Tensor | None = None
+    first: int | None = None
 
 
 class SparseKVCache(nn.Module):
@@ -108,14 +111,18 @@ class SparseKVCache(nn.Module):
         """Where the token at `input_pos` (LongTensor [1]) writes and what it reads."""
         block, index = input_pos // self.block_ctx, input_pos % self.block_ctx  # [1], [1]
         device, dtype = input_pos.device, self.kv.dtype
+        eager_cpu = device.type == "cpu" and not torch.compiler.is_compiling()
         if self.kind == "block":  # the ring holds this block's slots 0..index (later slots: the last block)
             visible = torch.arange(self.block_ctx, device=device) <= index
             return StepPlan(index, index, _additive(visible, dtype))
         if self.kind == "transpose":  # row `index` of the [j, b] layout, blocks 0..block
             visible = torch.arange(self.blocks, device=device) <= block
-            return StepPlan(index * self.blocks + block, index, _additive(visible, dtype))
+            first = int(index) * self.blocks if eager_cpu else None
+            return StepPlan(index * self.blocks + block, index, _additive(visible, dtype), first=first)
         zeros = torch.zeros(1, self.block_ctx, device=device, dtype=dtype)  # the whole previous block
-        return StepPlan(input_pos % self.num_slots, (block - 1) % 2, zeros, (block > 0).to(dtype))
+        half = (block - 1) % 2
+        first = int(half) * self.block_ctx if eager_cpu else None
+        return StepPlan(input_pos % self.num_slots, half, zeros, (block > 0).to(dtype), first)
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Write the keys/values of positions `input_pos` (ascending) into their slots (the prefill).
@@ -146,6 +153,8 @@ class SparseKVCache(nn.Module):
         slots, two, B, H, Dh = self.kv.shape
         if self.kind == "block":
             slab = self.kv  # (block_ctx, 2, B, H, Dh)
+        elif plan.first is not None:  # eager on a CPU: the same slab as a view
+            slab = self.kv.narrow(0, plan.first, self.blocks if self.kind == "transpose" else self.block_ctx)
         elif self.kind == "transpose":  # (block_ctx * blocks, ...) -> (block_ctx, blocks, ...): row `index`
             slab = self.kv.view(self.block_ctx, self.blocks, two, B, H, Dh).index_select(0, plan.index)[0]
         else:  # previous: (2 * block_ctx, ...) -> (2, block_ctx, ...): the half of block - 1
