@@ -124,20 +124,16 @@ def step_ms(prior: Im2WavPrior, rows: int, steps: int, step=decode_one_token) ->
 
 
 def bench_steps(args, device, dtype, bandwidth: float | None) -> dict:
-    from im2wav.decoding import compile_step, use_decoding_layout
+    from im2wav.decoding import compile_step
 
     out = {}
     for kind, rows in (("low", 2), ("up", 1)):
         prior = build(kind, args.paper, device, dtype)
         entry = {"rows": rows, "params_m": round(sum(p.numel() for p in prior.parameters()) / 1e6, 1),
-                 "weight_mb": round(weight_bytes(prior) / 1e6, 1),
-                 "eager_ms_out_in_layout": round(step_ms(prior, rows, args.steps), 2)}
-        use_decoding_layout(prior)  # what the samplers use
-        entry["eager_ms"] = round(step_ms(prior, rows, args.steps), 2)
+                 "weight_mb": round(weight_bytes(prior) / 1e6, 1), "eager_ms": round(step_ms(prior, rows, args.steps), 2)}
         if bandwidth:
             entry["floor_ms"] = round(weight_bytes(prior) / bandwidth * 1e3, 3)
             entry["eager_floor_ratio"] = round(entry["eager_ms"] / entry["floor_ms"], 3)
-            entry["eager_out_in_floor_ratio"] = round(entry["eager_ms_out_in_layout"] / entry["floor_ms"], 3)
         if args.compile:
             torch._dynamo.reset()
             t = time.perf_counter()

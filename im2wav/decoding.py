@@ -4,11 +4,6 @@
   several intra-op threads buys nothing and makes every operation wait on a barrier, which collapses
   when other processes use the cores (a busy core delays every barrier). `decode_threads` runs small
   steps on one thread and large ones (where each matrix product streams megabytes of weights) on all.
-- Weight layout. `nn.Linear` stores its weight `[out, in]`; a product with a few rows (the guided
-  pair, a small batch) runs faster over weights stored `[in, out]` (MKL's `addmm` then streams the
-  weights in the order it reads them). `use_decoding_layout` re-lays the transformer's linear
-  weights once, in place: same parameters, same shapes and values, other strides; `state_dict`
-  still saves them `[out, in]` (see `Im2WavPrior`).
 - Compilation. A step has fixed shapes (see `im2wav.kv_cache`), so `torch.compile(fullgraph=True)`
   traces it once per prior; on CUDA `mode="reduce-overhead"` replays it as a CUDA graph. It is
   opt-in (`compile=True` in the samplers and the pipeline): compiling takes tens of seconds up to
@@ -75,33 +70,25 @@ def decode_threads(prior: torch.nn.Module, rows: int) -> Iterator[int]:
             torch.set_num_threads(before)
 
 
-def use_decoding_layout(prior: torch.nn.Module) -> None:
-    """Store every linear weight of the transformer `[in, out]` in memory (a column-major `[out, in]`).
-
-    Idempotent; the values, shapes and names do not change, so nothing else notices except speed.
-    One layer's weight is copied at a time.
-    """
-    for module in prior.layers.modules():
-        if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
-            with torch.no_grad():
-                module.weight.data = module.weight.data.t().contiguous().t()  # (out, in) with strides (1, out)
-
-
 def compile_step(step: Callable, device: torch.device) -> Callable:
     """`step` compiled with `fullgraph=True` (a CUDA graph on CUDA), or `step` itself where that fails.
 
     Compilation happens lazily at the first call; if it raises (no compiler, unsupported platform),
     the eager `step` is used from then on and a warning says why.
     """
-    mode = "reduce-overhead" if device.type == "cuda" else None
-    compiled = _compiled(step, mode)
+    graphs = device.type == "cuda"
+    compiled = _compiled(step, "reduce-overhead" if graphs else None)
     failed: list[BaseException] = []
 
     @functools.wraps(step)
     def run(*args, **kwargs):
         if not failed:
             try:
-                return compiled(*args, **kwargs)
+                if not graphs:
+                    return compiled(*args, **kwargs)
+                # a CUDA graph's outputs are overwritten by its next replay: start a new step, keep a copy
+                torch.compiler.cudagraph_mark_step_begin()
+                return compiled(*args, **kwargs).clone()
             except Exception as err:  # noqa: BLE001 - any backend failure: eager still gives the same numbers
                 failed.append(err)
                 logger.warning("compiled decoding is unavailable here (%s: %s); decoding eagerly",

@@ -14,8 +14,8 @@ in a step depends on a Python int that changes from step to step, so one step co
 (`torch.compile(fullgraph=True)`) and can be captured as a CUDA graph. Where each kind writes and
 reads depends only on the position, so it is computed once per step for all layers (`StepPlan`).
 
-Keys and values share one buffer `kv` [2, B, H, slots, D_head], so a step writes both with one
-`index_copy_` and reads both with one `index_select`. The caches are allocated once per generation
+Keys and values share one buffer `kv` [slots, 2, B, H, D_head], slots first, so a step writes both
+with one `index_copy_` and reads both with one `index_select` of a contiguous run of slots. The caches are allocated once per generation
 and written in place, never grown with `torch.cat`. `PriorKVCache` also holds the conditioning of
 the current window (`start`, `x_cond`), written once per window, so a decoding step needs nothing
 but the token and its position.
@@ -48,12 +48,15 @@ class StepPlan:
         index: LongTensor [1], the slab read (`transpose`: the in-block index; `previous`: the ring half).
         mask: FloatTensor [1, L], 0 for the slots read and -inf for the others.
         gate: FloatTensor [1] (`previous` only): 0 in block 0, whose output is zero, else 1.
+        first: eager decoding on a CPU only: the first slot of the slab as an int, so the read is a
+            view instead of a copy (reading a CPU tensor costs no sync; traced code never gets one).
     """
 
     slot: torch.Tensor
     index: torch.Tensor
     mask: torch.Tensor
     gate: torch.Tensor | None = None
+    first: int | None = None
 
 
 class SparseKVCache(nn.Module):
@@ -87,16 +90,16 @@ class SparseKVCache(nn.Module):
         self.block_ctx = block_ctx
         self.blocks = n_ctx // block_ctx
         self.num_slots = {"block": block_ctx, "transpose": n_ctx, "previous": 2 * block_ctx}[kind]
-        shape = (2, batch_size, heads, self.num_slots, head_dim)  # (k|v, B, H, slots, D_head)
+        shape = (self.num_slots, 2, batch_size, heads, head_dim)  # (slots, k|v, B, H, D_head)
         self.register_buffer("kv", _static(torch.zeros(shape, dtype=dtype, device=device)), persistent=False)
 
     @property
     def k_cache(self) -> torch.Tensor:
-        return self.kv[0]  # (B, H, slots, D_head)
+        return self.kv[:, 0].permute(1, 2, 0, 3)  # (slots, B, H, Dh) -> (B, H, slots, D_head)
 
     @property
     def v_cache(self) -> torch.Tensor:
-        return self.kv[1]
+        return self.kv[:, 1].permute(1, 2, 0, 3)
 
     def slots(self, input_pos: torch.Tensor) -> torch.Tensor:
         """Cache slot of each absolute position."""
@@ -108,14 +111,18 @@ class SparseKVCache(nn.Module):
         """Where the token at `input_pos` (LongTensor [1]) writes and what it reads."""
         block, index = input_pos // self.block_ctx, input_pos % self.block_ctx  # [1], [1]
         device, dtype = input_pos.device, self.kv.dtype
+        eager_cpu = device.type == "cpu" and not torch.compiler.is_compiling()
         if self.kind == "block":  # the ring holds this block's slots 0..index (later slots: the last block)
             visible = torch.arange(self.block_ctx, device=device) <= index
             return StepPlan(index, index, _additive(visible, dtype))
         if self.kind == "transpose":  # row `index` of the [j, b] layout, blocks 0..block
             visible = torch.arange(self.blocks, device=device) <= block
-            return StepPlan(index * self.blocks + block, index, _additive(visible, dtype))
+            first = int(index) * self.blocks if eager_cpu else None
+            return StepPlan(index * self.blocks + block, index, _additive(visible, dtype), first=first)
         zeros = torch.zeros(1, self.block_ctx, device=device, dtype=dtype)  # the whole previous block
-        return StepPlan(input_pos % self.num_slots, (block - 1) % 2, zeros, (block > 0).to(dtype))
+        half = (block - 1) % 2
+        first = int(half) * self.block_ctx if eager_cpu else None
+        return StepPlan(input_pos % self.num_slots, half, zeros, (block > 0).to(dtype), first)
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Write the keys/values of positions `input_pos` (ascending) into their slots (the prefill).
@@ -129,27 +136,31 @@ class SparseKVCache(nn.Module):
         """
         if input_pos.shape[0] > self.num_slots:  # a static shape: no host sync
             input_pos, k, v = input_pos[-self.num_slots:], k[:, :, -self.num_slots:], v[:, :, -self.num_slots:]
-        self.kv.index_copy_(3, self.slots(input_pos), torch.stack([k, v]).to(self.kv.dtype))
+        new = torch.stack([k, v]).permute(3, 0, 1, 2, 4)  # (2, B, H, S, Dh) -> (S, 2, B, H, Dh)
+        self.kv.index_copy_(0, self.slots(input_pos), new.to(self.kv.dtype))
 
     def step(self, plan: StepPlan, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write one token's key/value and read what it attends to.
 
         Args:
             plan: this kind's `StepPlan` for the position.
-            kv: [2, B, H, 1, D_head], the new key and value.
+            kv: [1, 2, B, H, D_head], the new key and value.
 
         Returns:
             `(k, v)`, each [B, H, L, D_head] with `L` fixed per kind (masked by `plan.mask`).
         """
-        self.kv.index_copy_(3, plan.slot, kv.to(self.kv.dtype))
+        self.kv.index_copy_(0, plan.slot, kv.to(self.kv.dtype))
+        slots, two, B, H, Dh = self.kv.shape
         if self.kind == "block":
-            return self.kv[0], self.kv[1]
-        two, B, H, _, Dh = self.kv.shape
-        if self.kind == "transpose":  # (2, B, H, block_ctx * blocks, Dh) -> (2, B, H, block_ctx, blocks, Dh)
-            slab = self.kv.view(two, B, H, self.block_ctx, self.blocks, Dh).index_select(3, plan.index)
-        else:  # previous: (2, B, H, 2 * block_ctx, Dh) -> (2, B, H, 2, block_ctx, Dh)
-            slab = self.kv.view(two, B, H, 2, self.block_ctx, Dh).index_select(3, plan.index)
-        return slab[0, :, :, 0], slab[1, :, :, 0]
+            slab = self.kv  # (block_ctx, 2, B, H, Dh)
+        elif plan.first is not None:  # eager on a CPU: the same slab as a view
+            slab = self.kv.narrow(0, plan.first, self.blocks if self.kind == "transpose" else self.block_ctx)
+        elif self.kind == "transpose":  # (block_ctx * blocks, ...) -> (block_ctx, blocks, ...): row `index`
+            slab = self.kv.view(self.block_ctx, self.blocks, two, B, H, Dh).index_select(0, plan.index)[0]
+        else:  # previous: (2 * block_ctx, ...) -> (2, block_ctx, ...): the half of block - 1
+            slab = self.kv.view(2, self.block_ctx, two, B, H, Dh).index_select(0, plan.index)[0]
+        slab = slab.permute(1, 2, 3, 0, 4)  # (L, 2, B, H, Dh) -> (2, B, H, L, Dh)
+        return slab[0], slab[1]
 
 
 def _additive(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -185,18 +196,23 @@ class PriorKVCache(nn.Module):
             SparseKVCache(kind, batch_size, heads, head_dim, n_ctx, block_ctx, dtype, device) for kind in kinds
         )
         width = width if width is not None else heads * head_dim
-        # the window's conditioning: start-token input [B, D] and x_cond of every position [B, n_ctx, D]
+        # the window's conditioning: start-token input [B, D] and x_cond of every position, positions
+        # first [n_ctx, B, D] so a step reads its row with a contiguous `index_select`
         self.register_buffer("start", _static(torch.zeros(batch_size, width, dtype=dtype, device=device)),
                              persistent=False)
-        self.register_buffer("x_cond", _static(torch.zeros(batch_size, n_ctx, width, dtype=dtype, device=device)),
+        self.register_buffer("x_cond", _static(torch.zeros(n_ctx, batch_size, width, dtype=dtype, device=device)),
                              persistent=False)
 
     def set_condition(self, start: torch.Tensor, x_cond: torch.Tensor) -> None:
         """Store a window's conditioning: `start` [B, D], `x_cond` [B, T, D] (T <= n_ctx; the rest is zeroed)."""
         T = x_cond.shape[1]
         self.start.copy_(start)
-        self.x_cond[:, :T].copy_(x_cond)
-        self.x_cond[:, T:].zero_()
+        self.x_cond[:T].copy_(x_cond.transpose(0, 1))  # (B, T, D) -> (T, B, D)
+        self.x_cond[T:].zero_()
+
+    def condition_at(self, input_pos: torch.Tensor) -> torch.Tensor:
+        """x_cond [B, S, D] of positions `input_pos` [S]."""
+        return self.x_cond.index_select(0, input_pos).transpose(0, 1)  # (S, B, D) -> (B, S, D)
 
     def plans(self, input_pos: torch.Tensor) -> dict[str, StepPlan]:
         """The `StepPlan` of each attention kind for the token at `input_pos` (LongTensor [1])."""
@@ -207,7 +223,7 @@ class PriorKVCache(nn.Module):
 
     @property
     def batch_size(self) -> int:
-        return self.start.shape[0]
+        return self.start.shape[0]  # B
 
     def __getitem__(self, i: int) -> SparseKVCache:
         return self.layers[i]

@@ -35,7 +35,7 @@ from typing import Callable
 
 import torch
 
-from .decoding import compile_step, decode_threads, use_decoding_layout
+from .decoding import compile_step, decode_threads
 from .kv_cache import PriorKVCache
 from .models.prior import Im2WavPrior, PriorConditioning
 from .sampling_checks import Generator, check_generator, check_sampling_args
@@ -236,7 +236,6 @@ def _sample_windows(
     n_ctx = prior.config.n_ctx
     length = min(n_ctx, num_tokens)
     rows = batch_size if guidance_scale is None else 2 * batch_size
-    use_decoding_layout(prior)
     cache = prior.new_kv_cache(rows, device=device)
     step = compile_step(decode_one_token, device) if compile else decode_one_token
     tokens = torch.zeros(batch_size, num_tokens, dtype=torch.long, device=device)
@@ -395,7 +394,6 @@ def forced_decode_logits(
         double = lambda t: None if t is None else torch.cat([t, t])  # noqa: E731
         cond = prior.condition(2 * B, T, double(frame_embeds), double(lower_tokens), double(timing),
                                unconditional=torch.arange(2 * B) >= B)
-    use_decoding_layout(prior)
     cache = prior.new_kv_cache(cond.start.shape[0], device=tokens.device)
     cache.set_condition(cond.start, cond.x_cond)
     raw, guided = [], []

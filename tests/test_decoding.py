@@ -184,23 +184,3 @@ def test_small_models_decode_on_one_thread_and_the_count_is_restored(monkeypatch
     finally:
         torch.set_num_threads(before)
 
-
-def test_decoding_layout_keeps_values_names_and_saved_form(tmp_path):
-    from im2wav.decoding import use_decoding_layout
-    from im2wav.models.prior import Im2WavPrior
-
-    low = tiny_low()
-    tokens, embeds, timing = low_inputs()
-    with torch.no_grad():
-        before = low(tokens, frame_embeds=embeds, timing=timing)
-        use_decoding_layout(low)
-        use_decoding_layout(low)  # idempotent
-        after = low(tokens, frame_embeds=embeds, timing=timing)
-    qkv = low.layers[0].attn.qkv.weight
-    assert qkv.shape == (3 * 8, 32) and qkv.stride() == (1, 3 * 8)  # [out, in] values, [in, out] in memory
-    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
-    assert all(v.is_contiguous() for v in low.state_dict().values())
-    low.save_pretrained(tmp_path)
-    reloaded = Im2WavPrior.from_pretrained(tmp_path).eval()
-    for (name, a), (_, b) in zip(low.state_dict().items(), reloaded.state_dict().items()):
-        assert torch.equal(a, b), name

@@ -66,13 +66,6 @@ class PriorConditioning:
     x_cond: torch.Tensor
 
 
-def _contiguous_state(module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> dict:
-    for key, value in state_dict.items():
-        if not value.is_contiguous():
-            state_dict[key] = value.contiguous()
-    return state_dict
-
-
 class Im2WavPrior(ModelMixin, ConfigMixin):
     """Autoregressive prior over VQ-VAE tokens with factorized sparse attention.
 
@@ -157,8 +150,6 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
 
         nn.init.normal_(self.token_embedding.weight, std=0.02)
         nn.init.normal_(self.position_embedding, std=0.01)
-        # weights re-laid for decoding (`im2wav.decoding.use_decoding_layout`) are saved in the usual layout
-        self._register_state_dict_hook(_contiguous_state)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> Im2WavPrior:
@@ -378,7 +369,7 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
         if kv_cache is not None:
             if input_pos is None:
                 raise ValueError("cached decoding needs input_pos, the LongTensor [T] of the positions computed")
-            x_cond = kv_cache.x_cond.index_select(1, input_pos)  # (B, T, D)
+            x_cond = kv_cache.condition_at(input_pos)  # (B, T, D)
             h = self._embed(tokens, input_pos, kv_cache.start, x_cond)
             plans = kv_cache.plans(input_pos) if tokens.shape[1] == 1 else {}  # one decoding step
             for layer, cache in zip(self.layers, kv_cache.layers):

@@ -117,9 +117,10 @@ class FactorizedAttention(nn.Module):
     def _step(self, x: torch.Tensor, cache: SparseKVCache, plan: StepPlan) -> torch.Tensor:
         """One token [B, 1, D] -> [B, 1, D]; few operations, since a step runs once per token and layer."""
         B = x.shape[0]
-        qkv = self.qkv(x).view(B, 3, self.heads, 1, self.head_dim)  # (B, 1, 3C) -> (B, q|k|v, H, 1, Dh)
-        k, v = cache.step(plan, qkv[:, 1:].transpose(0, 1))  # new (2, B, H, 1, Dh) in; (B, H, L, Dh) out
-        a = F.scaled_dot_product_attention(qkv[:, 0], k, v, attn_mask=plan.mask, scale=self.head_dim**-0.5)
+        qkv = self.qkv(x).view(1, B, 3, self.heads, self.head_dim)  # (B, 1, 3C) -> (1, B, q|k|v, H, Dh)
+        k, v = cache.step(plan, qkv[:, :, 1:].transpose(1, 2))  # new (1, 2, B, H, Dh) in; (B, H, L, Dh) out
+        q = qkv[0, :, 0, :, None]  # (B, H, 1, Dh)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, scale=self.head_dim**-0.5)
         if plan.gate is not None:  # the previous-block kind reads nothing in block 0: zeros, as the original
             a = a * plan.gate
         return self.proj(a.view(B, self.heads * self.head_dim)[:, None])  # (B, H, 1, Dh) -> (B, 1, D)
