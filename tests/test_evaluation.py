@@ -187,7 +187,7 @@ def test_accuracy_bookkeeping_on_hand_built_predictions():
 
 def test_accuracy_rejects_labels_the_tagger_does_not_have():
     with pytest.raises(ValueError, match="not among the classifier's"):
-        check_taggeraudioset_like_labels(LABELS, {"Dog": ["Dog", "Howl"]}, IGNORED)
+        check_tagger_labels(LABELS, {"Dog": ["Dog", "Howl"]}, IGNORED)
     with pytest.raises(ValueError, match="no entry"):
         imagehear_accuracy(torch.rand(1, 6), ["Horse"], LABELS, CLASS_TO_LABELS, IGNORED)
 
