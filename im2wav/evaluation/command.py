@@ -133,7 +133,12 @@ def _run(args: argparse.Namespace) -> dict | None:
         videos, missing_videos = list_test_videos(args.videos, args.csv, args.split)
         jobs = vggsound_jobs(videos, args.seed)
 
-    # 3. The metric models, on the main process, before hours of generation
+    # 3. The clip cache (refuses clips made with other settings), then the metric models on the
+    # main process: both before hours of generation
+    generation = {"model": str(args.model), "audio_length_in_s": args.audio_length,
+                  "guidance_scale": args.guidance_scale, "seed": args.seed}
+    generation.update({"per_class": args.per_class} if args.command == "imagehear" else {"fps": args.fps})
+    cache = ClipCache(args.out / "clips", generation)
     models = None
     if is_main:
         named = [label for labels in imagehear.to_audioset.values() for label in labels] if imagehear else []
@@ -158,22 +163,17 @@ def _run(args: argparse.Namespace) -> dict | None:
         raise UserError(f"cannot load the model {args.model}: {str(err).splitlines()[0]}") from err
     pipe.set_progress_bar_config(disable=True)
     pipe.check_audio_length(args.audio_length)
-    generation = {"model": str(args.model), "audio_length_in_s": args.audio_length,
-                  "guidance_scale": args.guidance_scale, "seed": args.seed, "sample_rate": pipe.sample_rate}
     if args.command == "imagehear":
-        generation["per_class"] = args.per_class
 
         def encode(job):
             from ..media import load_image
 
             return pipe.encode_images([[load_image(job.source)]])  # [1, F=1, D]
     else:
-        generation["fps"] = args.fps
 
         def encode(job):
             return pipe.encode_images(str(job.source), fps=args.fps, max_seconds=args.audio_length)  # [1, F, D]
 
-    cache = ClipCache(args.out / "clips", generation)
     batches = shard_batches(jobs, args.batch_size, rank, world)
     with tqdm(total=sum(map(len, batches)), desc=f"generating ({rank + 1}/{world})", unit="clip",
               disable=not sys.stderr.isatty()) as bar:
@@ -198,7 +198,7 @@ def _run(args: argparse.Namespace) -> dict | None:
                                  models.clip_audio_encoder, imagehear)
         results["missing_videos"] = missing_videos
     results["plumbing_check"] = args.random_metric_weights
-    settings = {"generation": generation, "metrics": models.description, "processes": world,
+    settings = {"generation": {**generation, "sample_rate": pipe.sample_rate}, "metrics": models.description, "processes": world,
                 "clip_score": "100 x cosine(CLIP image, audio embedding); video: mean over frames"}
     if args.command == "vggsound":
         settings["reference_audio"] = f"first {args.audio_length:g} s; sidecar .wav/.flac or the video's track at 32 kHz"

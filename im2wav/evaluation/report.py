@@ -15,7 +15,7 @@ __all__ = ["markdown_report", "write_report"]
 def _fmt(value, percent: bool = False) -> str:
     if value is None:
         return "-"
-    return f"{100 * value:.2f}%" if percent else f"{value:.3f}"
+    return f"{100 * value:.2f}%" if percent else f"{value:.4g}"
 
 
 def _settings_rows(settings: dict, prefix: str = "") -> list[str]:
