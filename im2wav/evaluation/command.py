@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> dict | None:
                 "clip_score": "100 x cosine(CLIP image, audio embedding); video: mean over frames"}
     if args.command == "vggsound":
         settings["reference_audio"] = f"first {args.audio_length:g} s; sidecar .wav/.flac or the video's track at 32 kHz"
-        settings["kl"] = "KL(reference || generated) per pair, mean over pairs"
+        settings["kl"] = "KL(reference ‖ generated) per pair, mean over pairs"
     paths = write_report(args.out, args.command, results, settings)
     return {"results": {k: results[k] for k in ("fad", "kl", "clip_score", "accuracy", "mean_class_accuracy")
                         if k in results}, "files": {k: str(v) for k, v in paths.items()}}

@@ -18,13 +18,19 @@ def _fmt(value, percent: bool = False) -> str:
     return f"{100 * value:.2f}%" if percent else f"{value:.4g}"
 
 
+def _accuracy_cell(result: dict | None) -> str:
+    if not result:
+        return "- (no video of an IMAGEHEAR class)"
+    return f"{_fmt(result['accuracy'], True)} ({result['num_clips']} clips)"
+
+
 def _settings_rows(settings: dict, prefix: str = "") -> list[str]:
     rows = []
     for key, value in settings.items():
         if isinstance(value, dict):
             rows.extend(_settings_rows(value, f"{prefix}{key}."))
         else:
-            rows.append(f"| {prefix}{key} | {value} |")
+            rows.append(f"| {prefix}{key} | {str(value).replace('|', '/')} |")  # a bare | would split the cell
     return rows
 
 
@@ -41,14 +47,12 @@ def markdown_report(kind: str, results: dict, settings: dict) -> str:
         lines += [f"| {name} | {row['clips']} | {_fmt(row['accuracy'], True)} | {_fmt(row['clip_score'])} |"
                   for name, row in results["per_class"].items()]
     else:
-        acc = results["accuracy"] or {}
         ref = results["reference"]
-        ref_acc = ref["accuracy"] or {}
         lines += ["| audio | clips | FAD ↓ | KL ↓ | CS ↑ | ACC ↑ (IMAGEHEAR classes) |", "|---|---|---|---|---|---|",
                   f"| generated | {results['num_clips']} | {_fmt(results['fad'])} | {_fmt(results['kl'])} | "
-                  f"{_fmt(results['clip_score'])} | {_fmt(acc.get('accuracy'), True)} ({acc.get('num_clips', 0)} clips) |",
+                  f"{_fmt(results['clip_score'])} | {_accuracy_cell(results['accuracy'])} |",
                   f"| reference | {results['num_clips']} | - | - | {_fmt(ref['clip_score'])} | "
-                  f"{_fmt(ref_acc.get('accuracy'), True)} ({ref_acc.get('num_clips', 0)} clips) |"]
+                  f"{_accuracy_cell(ref['accuracy'])} |"]
         if results.get("missing_videos"):
             lines += ["", f"{results['missing_videos']} test videos listed in the CSV were not in the folder."]
     lines += ["", "## Settings", "", "| setting | value |", "|---|---|"] + _settings_rows(settings)
