@@ -481,3 +481,21 @@ def test_imagehear_command_with_the_paper_models_random_weights(tiny_setup, tmp_
     assert results["settings"]["metrics"]["tagger"]["sample_rate"] == 32000
     assert results["settings"]["metrics"]["clip_audio_encoder"]["sample_rate"] == 16000
     assert "plumbing check" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--per-class", "0"], "--per-class must be >= 1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--audio-length", "-1"], "--audio-length must be positive"),
+    (["--device", "foo"], "not a device name"),
+])
+def test_command_rejects_bad_flags_in_one_line(tmp_path, capsys, extra, message):
+    from im2wav.evaluation.command import main
+
+    bench = make_tiny_benchmark(tmp_path / "bench")
+    assert main(["imagehear", str(bench), "--model", "m", "--out", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # nothing written
+    assert main(["imagehear", str(tmp_path / "none"), "--model", "m", "--out", str(tmp_path / "no" / "out")]) == 2
+    assert "the folder of --out" in capsys.readouterr().err

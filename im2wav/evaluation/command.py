@@ -90,6 +90,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--out {args.out} exists and is not a folder")
     if not args.out.parent.is_dir():
         raise UserError(f"the folder of --out ({args.out.parent}) does not exist")
+    if args.device is not None:
+        import torch
+
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as err:
+            raise UserError(f"--device {args.device!r} is not a device name (cpu, cuda, cuda:1, mps)") from err
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but CUDA is not available; use --device cpu")
 
 
 def _process_state(device: str | None):
@@ -133,12 +142,18 @@ def _run(args: argparse.Namespace) -> dict | None:
         videos, missing_videos = list_test_videos(args.videos, args.csv, args.split)
         jobs = vggsound_jobs(videos, args.seed)
 
-    # 3. The clip cache (refuses clips made with other settings), then the metric models on the
-    # main process: both before hours of generation
+    # 3. The clip cache (refuses clips made with other settings), the pipeline, then the metric
+    # models on the main process: all before hours of generation
     generation = {"model": str(args.model), "audio_length_in_s": args.audio_length,
                   "guidance_scale": args.guidance_scale, "seed": args.seed}
     generation.update({"per_class": args.per_class} if args.command == "imagehear" else {"fps": args.fps})
     cache = ClipCache(args.out / "clips", generation)
+    try:
+        pipe = Im2WavPipeline.from_pretrained(args.model).to(device)
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot load the model {args.model}: {str(err).splitlines()[0]}") from err
+    pipe.set_progress_bar_config(disable=True)
+    pipe.check_audio_length(args.audio_length)
     models = None
     if is_main:
         named = [label for labels in imagehear.to_audioset.values() for label in labels] if imagehear else []
@@ -157,12 +172,6 @@ def _run(args: argparse.Namespace) -> dict | None:
             check_tagger_labels(models.tagger.label_names, imagehear.to_audioset, imagehear.ignored_labels)
 
     # 4. Generate this process's share of the missing clips
-    try:
-        pipe = Im2WavPipeline.from_pretrained(args.model).to(device)
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot load the model {args.model}: {str(err).splitlines()[0]}") from err
-    pipe.set_progress_bar_config(disable=True)
-    pipe.check_audio_length(args.audio_length)
     if args.command == "imagehear":
 
         def encode(job):
