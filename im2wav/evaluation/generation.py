@@ -30,7 +30,7 @@ from ..media import write_audio
 if TYPE_CHECKING:
     from ..pipelines import Im2WavPipeline
 
-__all__ = ["ClipCache", "GenerationJob", "generate_missing", "shard_batches"]
+__all__ = ["ClipCache", "GenerationJob", "cached_chunks", "generate_missing", "shard_batches"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,18 @@ class ClipCache:
         """`(audio [S] float32, its rate, condition embeddings [F, D])` of a finished job."""
         audio, rate = sf.read(str(self.audio_path(job)), dtype="float32")
         return audio, int(rate), torch.from_numpy(np.load(self.embeds_path(job)))
+
+
+def cached_chunks(cache: ClipCache, jobs: Sequence[GenerationJob], chunk: int = 64):
+    """Cached clips in chunks `(jobs, audios [B] list of [S], rate, embeds list of [F, D])`, so that
+    thousands of clips are never all in memory at once."""
+    for start in range(0, len(jobs), chunk):
+        part = list(jobs[start : start + chunk])
+        loaded = [cache.read(job) for job in part]
+        rates = {rate for _, rate, _ in loaded}
+        if len(rates) != 1:
+            raise ValueError(f"the cached clips in {cache.folder} have different sample rates {sorted(rates)}")
+        yield part, [torch.from_numpy(a) for a, _, _ in loaded], rates.pop(), [e for _, _, e in loaded]
 
 
 def shard_batches(

@@ -20,10 +20,10 @@ import torch
 from .audio_models import AudioTagger, ClipAudioEncoder
 from .classifier_metrics import imagehear_accuracy
 from .clip_score import clip_scores
-from .generation import ClipCache, GenerationJob
+from .generation import ClipCache, GenerationJob, cached_chunks
 from .imagehear import ImageHear
 
-__all__ = ["imagehear_jobs", "score_imagehear", "scored_chunks"]
+__all__ = ["imagehear_jobs", "score_imagehear"]
 
 
 def _slug(name: str) -> str:
@@ -52,18 +52,6 @@ def imagehear_jobs(benchmark: ImageHear, per_class: int = 120, seed: int = 0) ->
     return jobs
 
 
-def scored_chunks(cache: ClipCache, jobs: Sequence[GenerationJob], chunk: int = 64):
-    """Cached clips in chunks `(jobs, audios [B] list of [S], rate, embeds list of [F, D])`, so that
-    thousands of clips are never all in memory at once."""
-    for start in range(0, len(jobs), chunk):
-        part = list(jobs[start : start + chunk])
-        loaded = [cache.read(job) for job in part]
-        rates = {rate for _, rate, _ in loaded}
-        if len(rates) != 1:
-            raise ValueError(f"the cached clips in {cache.folder} have different sample rates {sorted(rates)}")
-        yield part, [torch.from_numpy(a) for a, _, _ in loaded], rates.pop(), [e for _, _, e in loaded]
-
-
 def score_imagehear(
     cache: ClipCache,
     jobs: Sequence[GenerationJob],
@@ -79,7 +67,7 @@ def score_imagehear(
         record per clip: name, class, image, seed, prediction, correct, CLIP-score).
     """
     probabilities, scores = [], []
-    for _, audios, rate, embeds in scored_chunks(cache, jobs):
+    for _, audios, rate, embeds in cached_chunks(cache, jobs):
         probabilities.append(tagger.class_probabilities(audios, rate))  # [B, K]
         if clip_audio_encoder is not None:
             scores.append(clip_scores(embeds, clip_audio_encoder.embed(audios, rate)))  # [B]

@@ -31,9 +31,8 @@ from .audio_models import AudioEmbedder, AudioTagger, ClipAudioEncoder
 from .classifier_metrics import imagehear_accuracy, kl_divergence
 from .clip_score import clip_scores
 from .frechet import fad
-from .generation import ClipCache, GenerationJob
+from .generation import ClipCache, GenerationJob, cached_chunks
 from .imagehear import ImageHear
-from .imagehear_protocol import scored_chunks
 
 __all__ = ["VggSoundVideo", "list_test_videos", "reference_audio", "score_vggsound", "vggsound_jobs"]
 
@@ -155,7 +154,7 @@ def score_vggsound(
     """
     gen_embeds, ref_embeds, gen_probs, ref_probs, gen_scores, ref_audio_embeds, all_frames = [], [], [], [], [], [], []
     by_name = {v.path.stem: v for v in videos}
-    for part, audios, rate, frames in scored_chunks(cache, jobs):
+    for part, audios, rate, frames in cached_chunks(cache, jobs):
         gen_embeds.append(embedder.embed(audios, rate))
         gen_probs.append(tagger.class_probabilities(audios, rate))
         if clip_audio_encoder is not None:
