@@ -7,6 +7,7 @@ file as CLIP-space audio encoder (see `audio_models.py`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -73,43 +74,48 @@ def load_metric_models(
         batch_size: clips or windows per forward pass.
         device: where the models run.
     """
-    description = {}
-    if tagger == "passt":
-        from .passt_tagger import load_passt
+    # Random weights come from a fixed seed (the global RNG is left as it was): two plumbing
+    # checks give the same numbers.
+    with torch.random.fork_rng(devices=[]) if random_weights else contextlib.nullcontext():
+        if random_weights:
+            torch.manual_seed(0)
+        description = {}
+        if tagger == "passt":
+            from .passt_tagger import load_passt
 
-        if random_weights and audioset_labels is None:
-            labels = placeholder_audioset_labels(placeholder_labels)
-            label_source = "placeholders (random-weight plumbing check)"
+            if random_weights and audioset_labels is None:
+                labels = placeholder_audioset_labels(placeholder_labels)
+                label_source = "placeholders (random-weight plumbing check)"
+            else:
+                labels = load_audioset_labels(audioset_labels)
+                label_source = audioset_labels or "AudioSet class_labels_indices.csv (downloaded)"
+            tagger_model = load_passt(labels, passt_weights, multi_label=multi_label, batch_size=batch_size,
+                                      device=device, random_weights=random_weights)
+            description["tagger"] = {**_describe(tagger_model, "PaSST passt_s_swa_p16_128_ap476 (hear21passt)",
+                                                 passt_weights, random_weights), "labels": label_source}
         else:
-            labels = load_audioset_labels(audioset_labels)
-            label_source = audioset_labels or "AudioSet class_labels_indices.csv (downloaded)"
-        tagger_model = load_passt(labels, passt_weights, multi_label=multi_label, batch_size=batch_size,
-                                  device=device, random_weights=random_weights)
-        description["tagger"] = {**_describe(tagger_model, "PaSST passt_s_swa_p16_128_ap476 (hear21passt)",
-                                             passt_weights, random_weights), "labels": label_source}
-    else:
-        tagger_model = load_audio_classifier(tagger, device=device, multi_label=multi_label, batch_size=batch_size)
-        description["tagger"] = {"model": tagger, "sample_rate": tagger_model.sample_rate,
-                                 "probabilities": "sigmoid" if multi_label else "softmax"}
-    embedder_model = None
-    if embedder == "vggish":
-        from .vggish_embedder import load_vggish
+            tagger_model = load_audio_classifier(tagger, device=device, multi_label=multi_label, batch_size=batch_size)
+            description["tagger"] = {"model": tagger, "sample_rate": tagger_model.sample_rate,
+                                     "probabilities": "sigmoid" if multi_label else "softmax"}
+        embedder_model = None
+        if embedder == "vggish":
+            from .vggish_embedder import load_vggish
 
-        embedder_model = load_vggish(vggish_weights, device=device, random_weights=random_weights)
-        description["embedder"] = _describe(embedder_model, "VGGish (torchvggish)", vggish_weights, random_weights)
-    elif embedder is not None:
-        embedder_model = tagger_model if embedder == tagger else load_audio_classifier(embedder, device=device,
-                                                                                        batch_size=batch_size)
-        description["embedder"] = {"model": embedder, "sample_rate": embedder_model.sample_rate,
-                                   "rows": "one pooled embedding per clip"}
-    encoder_model = None
-    if clip_audio_encoder == "wav2clip":
-        from .wav2clip_encoder import load_wav2clip
+            embedder_model = load_vggish(vggish_weights, device=device, random_weights=random_weights)
+            description["embedder"] = _describe(embedder_model, "VGGish (torchvggish)", vggish_weights, random_weights)
+        elif embedder is not None:
+            embedder_model = tagger_model if embedder == tagger else load_audio_classifier(embedder, device=device,
+                                                                                            batch_size=batch_size)
+            description["embedder"] = {"model": embedder, "sample_rate": embedder_model.sample_rate,
+                                       "rows": "one pooled embedding per clip"}
+        encoder_model = None
+        if clip_audio_encoder == "wav2clip":
+            from .wav2clip_encoder import load_wav2clip
 
-        encoder_model = load_wav2clip(wav2clip_weights, device=device, random_weights=random_weights)
-        description["clip_audio_encoder"] = _describe(encoder_model, "Wav2CLIP (wav2clip)", wav2clip_weights,
-                                                      random_weights)
-    elif clip_audio_encoder is not None:
-        encoder_model = load_clip_audio_encoder(clip_audio_encoder, device=device)
-        description["clip_audio_encoder"] = {"model": clip_audio_encoder, "sample_rate": encoder_model.sample_rate}
-    return MetricModels(tagger_model, embedder_model, encoder_model, description)
+            encoder_model = load_wav2clip(wav2clip_weights, device=device, random_weights=random_weights)
+            description["clip_audio_encoder"] = _describe(encoder_model, "Wav2CLIP (wav2clip)", wav2clip_weights,
+                                                          random_weights)
+        elif clip_audio_encoder is not None:
+            encoder_model = load_clip_audio_encoder(clip_audio_encoder, device=device)
+            description["clip_audio_encoder"] = {"model": clip_audio_encoder, "sample_rate": encoder_model.sample_rate}
+        return MetricModels(tagger_model, embedder_model, encoder_model, description)
