@@ -108,9 +108,15 @@ def test_general_covariances_match_the_nonsymmetric_square_root():
 
 def test_fewer_samples_than_dimensions_stays_finite_and_warns():
     rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(5, 16)), rng.normal(size=(6, 16)) + 1.0
     with pytest.warns(UserWarning, match="rank-deficient"):
-        value = fad(rng.normal(size=(5, 16)), rng.normal(size=(6, 16)) + 1.0)
-    assert math.isfinite(value) and value > 0
+        value = fad(x, y)
+    # FAD = |Δμ|² + tr(Σx + Σy - 2 (Σx Σy)^½), and the trace term is >= 0 for PSD covariances, so
+    # the value is at least the squared mean distance, and at most that plus tr(Σx) + tr(Σy).
+    mean_term = float(((x.mean(0) - y.mean(0)) ** 2).sum())
+    trace_sum = float(np.trace(np.cov(x, rowvar=False)) + np.trace(np.cov(y, rowvar=False)))
+    assert math.isfinite(value) and mean_term - 1e-9 <= value <= mean_term + trace_sum + 1e-9
+    assert value > mean_term + 1.0  # different random covariances: the trace term is far from 0
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
