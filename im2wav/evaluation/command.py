@@ -144,7 +144,9 @@ def _run(args: argparse.Namespace) -> dict | None:
 
     # 3. The clip cache (refuses clips made with other settings), the pipeline, then the metric
     # models on the main process: all before hours of generation
-    generation = {"model": str(args.model), "audio_length_in_s": args.audio_length,
+    # A local model folder is named by its absolute path: "m" and "./m" are one model to the cache.
+    model_name = str(Path(args.model).resolve()) if Path(args.model).is_dir() else str(args.model)
+    generation = {"model": model_name, "audio_length_in_s": args.audio_length,
                   "guidance_scale": args.guidance_scale, "seed": args.seed}
     generation.update({"per_class": args.per_class} if args.command == "imagehear" else {"fps": args.fps})
     cache = ClipCache(args.out / "clips", generation)
