@@ -4,11 +4,15 @@ The pipeline accepts a Pillow image, an image or video path, a list of frames, a
 and numpy/torch arrays `[H, W, C]`, `[F, H, W, C]`, `[B, F, H, W, C]` (uint8 0..255 or float 0..1).
 `prepare_frames` turns any of them into `B` lists of Pillow RGB frames, with checks that say how to
 fix a wrong input; the pipeline then embeds the frames with CLIP.
+
+Memory follows the work, not the input: only the frames the requested length needs are converted,
+each frame is converted on its own (uint8 until CLIP's processor; no float64 copy of a whole video)
+and shrunk to the image encoder's input size as it comes (`short_side`), which gives CLIP exactly
+the pixels it would have made from the full-size frame.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
@@ -16,9 +20,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from im2wav.media import frame_count, is_video_file, load_frames, load_image
+from im2wav.media import MAX_IMAGE_PIXELS, check_fps, frame_count, is_video_file, load_frames, load_image, resize_short_side
 
-__all__ = ["ImageInput", "array_to_images", "check_fps", "check_num_waveforms", "prepare_frames"]
+__all__ = [
+    "MAX_WAVEFORMS",
+    "ImageInput",
+    "array_to_images",
+    "check_fps",
+    "check_num_waveforms",
+    "encoder_short_side",
+    "prepare_frames",
+]
+
+# Waveforms one call may generate (batch x num_waveforms_per_prompt). Each row carries its own
+# key/value caches through both priors; more rows than this do not fit a GPU at paper size anyway.
+MAX_WAVEFORMS = 64
 
 ImageInput = Any  # see `prepare_frames` for the accepted forms
 
@@ -36,71 +52,129 @@ def _is_frame(item: Any) -> bool:
     )
 
 
-def check_fps(fps: float) -> None:
-    """Raise a `ValueError` unless `fps` is a finite positive frame rate."""
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
-
-
-def check_num_waveforms(num_waveforms_per_prompt: int) -> None:
-    """Raise a `ValueError` unless `num_waveforms_per_prompt` is an int >= 1."""
-    if not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
-        raise ValueError(f"num_waveforms_per_prompt must be an int >= 1, got {num_waveforms_per_prompt}")
-
-
-def array_to_images(array: np.ndarray | torch.Tensor) -> list[Image.Image]:
-    """`[H, W, C]` or `[F, H, W, C]` uint8 / float-in-0..1 array -> RGB Pillow images (checked).
+def check_num_waveforms(num_waveforms_per_prompt: int, batch_size: int = 1) -> None:
+    """Raise a `ValueError` unless `num_waveforms_per_prompt` is an int >= 1 and the call makes at
+    most `MAX_WAVEFORMS` waveforms.
 
     Args:
-        array: numpy array or torch tensor, channels last.
+        num_waveforms_per_prompt: waveforms per batch element.
+        batch_size: batch elements in the call.
     """
-    if isinstance(array, torch.Tensor):
-        if array.is_complex():
-            raise TypeError("image arrays must be real, got a complex tensor")
-        is_float = array.is_floating_point()
-        array = array.detach().to("cpu", torch.float32 if is_float else array.dtype).numpy()
-    array = np.asarray(array)
-    frames = array[None] if array.ndim == 3 else array  # [F, H, W, C]
-    if frames.ndim != 4:
-        raise ValueError(f"image arrays must be [H, W, C], [F, H, W, C] or [B, F, H, W, C], got shape {array.shape}")
-    if frames.shape[-1] != 3:
-        hint = " (it looks channels-first: move the channel axis last)" if frames.shape[1] == 3 else ""
-        raise ValueError(f"image arrays must have 3 (RGB) channels last, got shape {array.shape}{hint}")
-    if frames.shape[0] == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise ValueError(f"image array has an empty dimension: shape {array.shape}")
-    if frames.dtype == np.uint8:
-        return [Image.fromarray(frame, mode="RGB") for frame in frames]
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(f"image arrays must be uint8 (0..255) or float (0..1), got dtype {frames.dtype}")
-    if not np.isfinite(frames).all():
-        raise ValueError("the image array contains NaN or inf values")
-    low, high = float(frames.min()), float(frames.max())
-    if low < 0.0 or high > 1.0:
+    if isinstance(num_waveforms_per_prompt, bool) or not isinstance(num_waveforms_per_prompt, int):
+        raise ValueError(f"num_waveforms_per_prompt must be an int >= 1, got {num_waveforms_per_prompt!r}")
+    if num_waveforms_per_prompt < 1:
+        raise ValueError(f"num_waveforms_per_prompt must be an int >= 1, got {num_waveforms_per_prompt}")
+    if num_waveforms_per_prompt * batch_size > MAX_WAVEFORMS:
+        raise ValueError(
+            f"{batch_size} input(s) x num_waveforms_per_prompt={num_waveforms_per_prompt} asks for "
+            f"{num_waveforms_per_prompt * batch_size} waveforms in one call, over the limit of {MAX_WAVEFORMS}; "
+            "split the work into several calls"
+        )
+
+
+def encoder_short_side(processor: Any) -> int | None:
+    """The shorter side, in pixels, the image processor resizes every image to (224 for CLIP), or None.
+
+    Args:
+        processor: a transformers image processor (`CLIPImageProcessor`).
+    """
+    size = getattr(processor, "size", None)
+    short = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+    if not getattr(processor, "do_resize", True) or not isinstance(short, int) or short < 1:
+        return None
+    return short
+
+
+def _check_array(array: np.ndarray | torch.Tensor) -> None:
+    """Shape and dtype of an `[H, W, C]` or `[F, H, W, C]` image array (values are checked per frame)."""
+    if isinstance(array, torch.Tensor) and array.is_complex():
+        raise TypeError("image arrays must be real, got a complex tensor")
+    shape = tuple(array.shape)
+    if len(shape) not in (3, 4):
+        raise ValueError(f"image arrays must be [H, W, C], [F, H, W, C] or [B, F, H, W, C], got shape {shape}")
+    frame_shape = shape[-3:]
+    if frame_shape[-1] != 3:
+        hint = " (it looks channels-first: move the channel axis last)" if frame_shape[0] == 3 else ""
+        raise ValueError(f"image arrays must have 3 (RGB) channels last, got shape {shape}{hint}")
+    if 0 in shape:
+        raise ValueError(f"image array has an empty dimension: shape {shape}")
+    if frame_shape[0] * frame_shape[1] > MAX_IMAGE_PIXELS:
+        raise ValueError(f"image array frames are {frame_shape[1]} x {frame_shape[0]} pixels, over the "
+                         f"{MAX_IMAGE_PIXELS // 1_000_000} MP limit; shrink them first")
+    is_float = array.is_floating_point() if isinstance(array, torch.Tensor) else np.issubdtype(array.dtype, np.floating)
+    is_uint8 = array.dtype in (torch.uint8, np.uint8)
+    if not (is_float or is_uint8):
+        raise TypeError(f"image arrays must be uint8 (0..255) or float (0..1), got dtype {array.dtype}")
+
+
+def _frame_to_uint8(frame: np.ndarray | torch.Tensor) -> np.ndarray:
+    """One `[H, W, 3]` frame, uint8 or float in 0..1 (checked), -> uint8 numpy `[H, W, 3]`."""
+    if isinstance(frame, torch.Tensor):
+        frame = frame.detach().to("cpu")
+        if frame.dtype == torch.uint8:
+            return frame.numpy()
+        frame = frame.float()  # float16/bfloat16 -> float32; float32 stays as it is (no copy)
+        if not torch.isfinite(frame).all():
+            raise ValueError("the image array contains NaN or inf values")
+        low, high = float(frame.min()), float(frame.max())
+        pixels = None if low < 0.0 or high > 1.0 else torch.round(frame * 255.0).to(torch.uint8).numpy()
+    else:
+        frame = np.asarray(frame)
+        if frame.dtype == np.uint8:
+            return frame
+        if not np.isfinite(frame).all():
+            raise ValueError("the image array contains NaN or inf values")
+        low, high = float(frame.min()), float(frame.max())
+        pixels = None if low < 0.0 or high > 1.0 else np.rint(frame * np.float32(255.0)).astype(np.uint8)
+    if pixels is None:
         raise ValueError(
             f"float image arrays must lie in 0..1, got values in {low:.4g}..{high:.4g}; "
             "divide 0..255 data by 255 or pass uint8"
         )
-    pixels = np.rint(frames.astype(np.float64) * 255.0).astype(np.uint8)
-    return [Image.fromarray(frame, mode="RGB") for frame in pixels]
+    return pixels
 
 
-def _one_item(item: Any, fps: float, max_seconds: float | None) -> list[Image.Image]:
-    """One batch element -> its frames."""
+def array_to_images(
+    array: np.ndarray | torch.Tensor, short_side: int | None = None, max_frames: int | None = None
+) -> list[Image.Image]:
+    """`[H, W, C]` or `[F, H, W, C]` uint8 / float-in-0..1 array -> RGB Pillow images (checked).
+
+    Frames are converted one at a time, so the extra memory is one frame, not a copy of the array.
+
+    Args:
+        array: numpy array or torch tensor, channels last (a ComfyUI IMAGE is `[F, H, W, C]` float).
+        short_side: shrink larger frames so that their shorter side has this many pixels (None: keep).
+        max_frames: convert only the first `max_frames` frames (None: all).
+    """
+    _check_array(array)
+    frames = array[None] if array.ndim == 3 else array  # [F, H, W, C]
+    if max_frames is not None:
+        frames = frames[:max_frames]
+    return [
+        resize_short_side(Image.fromarray(np.ascontiguousarray(_frame_to_uint8(frame)), mode="RGB"), short_side)
+        for frame in frames
+    ]
+
+
+def _one_item(
+    item: Any, fps: float, max_seconds: float | None, keep: int | None, short_side: int | None
+) -> list[Image.Image]:
+    """One batch element -> its first `keep` frames (all when None), shrunk to `short_side`."""
     if isinstance(item, Image.Image):
-        return [load_image(item)]
+        return [load_image(item, short_side=short_side)]
     if _is_path(item):
-        return load_frames(item, fps=fps, max_seconds=max_seconds)
+        return load_frames(item, fps=fps, max_seconds=max_seconds, short_side=short_side)
     if isinstance(item, (np.ndarray, torch.Tensor)):
         if item.ndim not in (3, 4):
             raise ValueError(
                 f"a batch element array must be [H, W, C] or [F, H, W, C], got shape {tuple(item.shape)}"
             )
-        return array_to_images(item)
+        return array_to_images(item, short_side=short_side, max_frames=keep)
     if isinstance(item, (list, tuple)):
         if len(item) == 0:
             raise ValueError("got an empty frame list; a frame sequence needs at least one image")
         frames = []
-        for frame in item:
+        for frame in item[:keep]:
             if not _is_frame(frame):
                 raise TypeError(
                     "a frame sequence must hold Pillow images, image paths or [H, W, C] arrays, "
@@ -109,7 +183,9 @@ def _one_item(item: Any, fps: float, max_seconds: float | None) -> list[Image.Im
             if _is_path(frame) and is_video_file(frame):
                 raise ValueError(f"{frame} is a video; pass videos as batch elements, not inside a frame list")
             frames.extend(
-                array_to_images(frame) if isinstance(frame, (np.ndarray, torch.Tensor)) else [load_image(frame)]
+                array_to_images(frame, short_side=short_side)
+                if isinstance(frame, (np.ndarray, torch.Tensor))
+                else [load_image(frame, short_side=short_side)]
             )
         return frames
     raise TypeError(
@@ -142,7 +218,9 @@ def _split_batch(images: ImageInput) -> list[Any]:
     return [images]
 
 
-def prepare_frames(images: ImageInput, fps: float = 30.0, max_seconds: float | None = None) -> list[list[Image.Image]]:
+def prepare_frames(
+    images: ImageInput, fps: float = 30.0, max_seconds: float | None = None, short_side: int | None = None
+) -> list[list[Image.Image]]:
     """Turn any accepted image input into a batch of RGB frame sequences.
 
     Args:
@@ -154,14 +232,15 @@ def prepare_frames(images: ImageInput, fps: float = 30.0, max_seconds: float | N
             - a list of paths / frame lists / `[F, H, W, C]` arrays, or a `[B, F, H, W, C]` array: a batch.
             Arrays are uint8 (0..255) or float (0..1), numpy or torch, channels last.
         fps: frame rate at which video files are sampled.
-        max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))` frames.
+        max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))` frames;
+            frames past that are never decoded or converted.
+        short_side: shrink larger frames so that their shorter side has this many pixels (the image
+            encoder's input size, `encoder_short_side(processor)`); None keeps every frame's size.
 
     Returns:
         `B` lists of `F_b` Pillow RGB images.
     """
     check_fps(fps)
-    batch = [_one_item(item, fps, max_seconds) for item in _split_batch(images)]
-    if max_seconds is not None:
-        keep = frame_count(max_seconds, fps)
-        batch = [frames[:keep] for frames in batch]
-    return batch
+    keep = frame_count(max_seconds, fps) if max_seconds is not None else None
+    batch = [_one_item(item, fps, max_seconds, keep, short_side) for item in _split_batch(images)]
+    return [frames[:keep] for frames in batch]

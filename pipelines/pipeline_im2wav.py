@@ -23,7 +23,7 @@ from PIL import Image
 from transformers import CLIPVisionModelWithProjection
 
 from im2wav.clip_encoder import CLIPImageProcessor, embed_images
-from im2wav.image_processor import check_fps, check_num_waveforms, prepare_frames
+from im2wav.image_processor import check_fps, check_num_waveforms, encoder_short_side, prepare_frames
 from im2wav.media import frame_count
 from im2wav.model_folder import check_pipeline_folder, is_hub_id
 from im2wav.models.prior import Im2WavPrior
@@ -219,17 +219,20 @@ class Im2WavPipeline(DiffusionPipeline):
     def prepare_frames(
         self, images: ImageInput, fps: float = 30.0, max_seconds: float | None = None
     ) -> list[list[Image.Image]]:
-        """Turn any accepted image input into a batch of RGB frame sequences.
+        """Turn any accepted image input into a batch of RGB frame sequences, each frame shrunk to the
+        image encoder's input size (which leaves CLIP's result unchanged and memory small).
 
         Args:
             images: any form `encode_images` accepts.
             fps: frame rate at which video files are sampled.
-            max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))` frames.
+            max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))`
+                frames; frames past that are never decoded.
 
         Returns:
             `B` lists of `F_b` Pillow RGB images.
         """
-        return prepare_frames(images, fps=fps, max_seconds=max_seconds)
+        short_side = encoder_short_side(self.feature_extractor)
+        return prepare_frames(images, fps=fps, max_seconds=max_seconds, short_side=short_side)
 
     def encode_images(self, images: ImageInput, fps: float = 30.0, max_seconds: float | None = None) -> torch.Tensor:
         """CLIP-embed every frame: the conditioning of both priors.
@@ -297,7 +300,7 @@ class Im2WavPipeline(DiffusionPipeline):
         self._check_image_embeds(image_embeds)
         self.check_audio_length(audio_length_in_s)
         check_sampling_args(temperature, top_k, top_p, guidance_scale)
-        check_num_waveforms(num_waveforms_per_prompt)
+        check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
         check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
 
         device = self._execution_device
@@ -449,6 +452,7 @@ class Im2WavPipeline(DiffusionPipeline):
         else:
             self._check_image_embeds(image_embeds)
             image_embeds = image_embeds[:, : frame_count(audio_length_in_s, fps)]  # [B, F, D]
+        check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
         batch_size = image_embeds.shape[0] * num_waveforms_per_prompt
         check_generator(generator, batch_size)
 
