@@ -136,7 +136,7 @@ def _as_mono(audio) -> np.ndarray:
     return audio
 
 
-def write_audio(path: PathLike, audio, sample_rate: int) -> Path:
+def write_audio(path: PathLike, audio, sample_rate: int, overwrite: bool = True) -> Path:
     """Write mono audio to a WAV or FLAC file, atomically.
 
     WAV is written as 32-bit float (no clipping, no quantisation); FLAC as 16-bit PCM (samples
@@ -146,6 +146,8 @@ def write_audio(path: PathLike, audio, sample_rate: int) -> Path:
         path: the output file; its suffix (.wav or .flac) selects the format.
         audio: `[S]` or `[1, S]` numpy array or torch tensor.
         sample_rate: in Hz.
+        overwrite: replace an existing file; when False an existing file (even one that appears
+            while writing) is a `FileExistsError` and is left as it is.
 
     Returns:
         The path written.
@@ -160,7 +162,9 @@ def write_audio(path: PathLike, audio, sample_rate: int) -> Path:
     subtype = "FLOAT" if fmt == "WAV" else "PCM_16"
     if fmt == "FLAC":
         audio = np.clip(audio, -1.0, 1.0)
-    with atomic_output(path) as tmp:
+    if len(audio) == 0:
+        raise ValueError(f"refusing to write {path.name}: the audio is empty (0 samples)")
+    with atomic_output(path, overwrite=overwrite) as tmp:
         soundfile.write(str(tmp), audio, int(sample_rate), format=fmt, subtype=subtype)
     return path
 
@@ -226,7 +230,9 @@ def _reencode_video_stream(source: Path, audio: np.ndarray, sample_rate: int, ou
         encode_audio_stream(output, out_audio, audio, sample_rate)
 
 
-def mux_audio_into_video(video_path: PathLike, audio, sample_rate: int, out_path: PathLike) -> Path:
+def mux_audio_into_video(
+    video_path: PathLike, audio, sample_rate: int, out_path: PathLike, overwrite: bool = True
+) -> Path:
     """Write a copy of a video whose only audio stream is `audio` (AAC), atomically.
 
     The first video stream is copied packet for packet (no re-encoding) when the output container
@@ -238,7 +244,10 @@ def mux_audio_into_video(video_path: PathLike, audio, sample_rate: int, out_path
         video_path: the input video.
         audio: `[S]` or `[1, S]` mono audio (numpy or torch), float in -1..1.
         sample_rate: the audio's rate in Hz.
-        out_path: the output video; its suffix picks the container (.mp4, .mkv, .mov).
+        out_path: the output video; its suffix picks the container (.mp4, .mkv, .mov). It may never
+            be `video_path` itself.
+        overwrite: replace an existing `out_path`; when False an existing file (even one that
+            appears while writing) is a `FileExistsError` and is left as it is.
 
     Returns:
         The path written.
@@ -246,13 +255,15 @@ def mux_audio_into_video(video_path: PathLike, audio, sample_rate: int, out_path
     import av
 
     video_path, out_path = Path(video_path), Path(out_path)
+    if out_path.resolve() == video_path.resolve() or (out_path.exists() and out_path.samefile(video_path)):
+        raise ValueError(f"refusing to mux into {out_path}: it is the input video itself; choose another output name")
     audio = _as_mono(audio)
     with open_container(video_path) as probe:
         if not probe.streams.video:
             raise ValueError(f"cannot mux audio into {video_path}: it has no video stream")
     if len(audio) == 0:
         raise ValueError("cannot mux empty audio into a video")
-    with atomic_output(out_path) as tmp:
+    with atomic_output(out_path, overwrite=overwrite) as tmp:
         try:
             _copy_video_stream(video_path, audio, sample_rate, tmp)
         except (av.error.FFmpegError, ValueError):

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from im2wav.errors import run_main
+
 REPO = Path(__file__).resolve().parents[1]
 SOUNDS = "low_tone,fifth,high_tone"
 
@@ -99,4 +101,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 
+from im2wav.errors import run_main
+
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown, and the usage examples of the module docstring kept as written."""
@@ -160,4 +162,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
