@@ -92,9 +92,17 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--seconds must be a positive number, got {args.seconds}")
     if args.num_waveforms < 1:
         raise UserError(f"--num-waveforms must be >= 1, got {args.num_waveforms}")
-    if not (math.isfinite(args.fps) and args.fps > 0):
-        raise UserError(f"--fps must be a positive number, got {args.fps}")
+    from .image_processor import MAX_WAVEFORMS
+    from .media import check_fps
     from .sampling import check_sampling_args
+
+    if args.num_waveforms > MAX_WAVEFORMS:
+        raise UserError(f"--num-waveforms {args.num_waveforms} is over the limit of {MAX_WAVEFORMS} per input; "
+                        "run the command several times with different --seed values")
+    try:
+        check_fps(args.fps)
+    except ValueError as err:
+        raise UserError(f"--{err}") from None
 
     try:  # the library's own checks, reported with the command line's flag names
         check_sampling_args(args.temperature, args.top_k, args.top_p, args.guidance)

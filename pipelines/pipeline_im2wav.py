@@ -136,7 +136,14 @@ class Im2WavPipeline(DiffusionPipeline):
             hub_kwargs = {
                 k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs
             }
-            folder = Path(snapshot_download(name, **hub_kwargs))
+            try:
+                folder = Path(snapshot_download(name, **hub_kwargs))
+            except Exception as err:  # noqa: BLE001 - network, auth and missing-repo errors of the hub client
+                raise FileNotFoundError(
+                    f"pipeline folder not found: {name} is not a local folder, and fetching it as a Hugging Face "
+                    f"Hub repo id failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+                    "Check the path, or the repo id and your connection"
+                ) from err
         check_pipeline_folder(folder)
 
         # model_index.json names im2wav's own classes by module path; diffusers only resolves such
@@ -179,11 +186,17 @@ class Im2WavPipeline(DiffusionPipeline):
     # checks
 
     def check_audio_length(self, audio_length_in_s: float) -> None:
-        """Raise a `ValueError` unless `0 < audio_length_in_s <= max_audio_length` (finite)."""
+        """Raise a `ValueError` unless `audio_length_in_s` is one LOW token's span (2 ms) to `max_audio_length`."""
         if isinstance(audio_length_in_s, bool) or not isinstance(audio_length_in_s, numbers.Real):
             raise TypeError(f"audio_length_in_s must be a number of seconds, got {type(audio_length_in_s).__name__}")
         if not math.isfinite(audio_length_in_s) or audio_length_in_s <= 0:
             raise ValueError(f"audio_length_in_s must be a positive number of seconds, got {audio_length_in_s}")
+        shortest = self.low_hop_length / self.sample_rate
+        if audio_length_in_s < shortest:
+            raise ValueError(
+                f"audio_length_in_s={audio_length_in_s:g} is shorter than one token ({shortest:g} s, "
+                f"{self.low_hop_length} samples); ask for at least that"
+            )
         if audio_length_in_s > self.max_audio_length:
             raise ValueError(
                 f"audio_length_in_s={audio_length_in_s} is longer than the {self.max_audio_length:g} s this "
@@ -375,13 +388,20 @@ class Im2WavPipeline(DiffusionPipeline):
 
         Args:
             up_tokens: `[B, T_up]` LongTensor.
-            num_samples: cut the audio to this many samples (default: all, `T_up * 8`).
+            num_samples: cut the audio to this many samples, 1 to `T_up * 8` (default: all).
 
         Returns:
             `[B, 1, S]` float32 waveform at `sample_rate`.
         """
         if not isinstance(up_tokens, torch.Tensor) or up_tokens.ndim != 2 or up_tokens.dtype != torch.long:
             raise ValueError("up_tokens must be a LongTensor [B, T_up] (the output of sample_up)")
+        full = up_tokens.shape[1] * self.up_hop_length
+        if num_samples is not None and (
+            isinstance(num_samples, bool) or not isinstance(num_samples, int) or not 1 <= num_samples <= full
+        ):
+            raise ValueError(
+                f"num_samples must be an int from 1 to {full} (the {up_tokens.shape[1]} tokens' length), got {num_samples!r}"
+            )
         _onload(self.vqvae)
         param = next(self.vqvae.parameters())
         audio = self.vqvae.decode(up_tokens.to(param.device), level=0).float()  # [B, 1, S]
