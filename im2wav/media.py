@@ -153,7 +153,10 @@ def load_image(source: PathLike | BinaryIO | Image.Image, short_side: int | None
             _check_pixel_count(image, str(name))
             image.load()  # decode now: a truncated file fails here, not later inside CLIP
         except Image.DecompressionBombError as err:
-            raise ValueError(f"{name} declares an image too large to decode ({err}); shrink it first") from err
+            raise ValueError(
+                f"{name} declares an image over the {MAX_IMAGE_PIXELS // 1_000_000} MP limit, too large to decode "
+                f"({err}); shrink it first"
+            ) from err
         except UnidentifiedImageError as err:
             raise ValueError(
                 f"{name} is not an image Pillow can read (check the file is a JPEG, PNG, WEBP, ...)"
