@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import USER_ERRORS, UserError, one_line
 from .output_paths import check_outputs
 
 __all__ = ["build_parser", "main"]
@@ -305,16 +306,21 @@ def _generate(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("IM2WAV_DEBUG", "") not in ("", "0")
+    args = build_parser().parse_args([arg for arg in argv if arg != "--debug"])
     try:
         if args.command == "generate":
             _generate(args)
     except KeyboardInterrupt:
+        if debug:
+            raise
         print("im2wav: interrupted; no partial output files were left", file=sys.stderr)
         return 130
-    except (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"im2wav: error: {message}", file=sys.stderr)
+    except USER_ERRORS as err:  # user errors in one line; --debug / IM2WAV_DEBUG=1 shows the traceback
+        if debug:
+            raise
+        print(f"im2wav: error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0
 
