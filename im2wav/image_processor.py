@@ -101,8 +101,10 @@ def _check_array(array: np.ndarray | torch.Tensor) -> None:
     if frame_shape[0] * frame_shape[1] > MAX_IMAGE_PIXELS:
         raise ValueError(f"image array frames are {frame_shape[1]} x {frame_shape[0]} pixels, over the "
                          f"{MAX_IMAGE_PIXELS // 1_000_000} MP limit; shrink them first")
-    is_float = array.is_floating_point() if isinstance(array, torch.Tensor) else np.issubdtype(array.dtype, np.floating)
-    is_uint8 = array.dtype in (torch.uint8, np.uint8)
+    if isinstance(array, torch.Tensor):
+        is_float, is_uint8 = array.is_floating_point(), array.dtype == torch.uint8
+    else:
+        is_float, is_uint8 = np.issubdtype(array.dtype, np.floating), array.dtype == np.uint8
     if not (is_float or is_uint8):
         raise TypeError(f"image arrays must be uint8 (0..255) or float (0..1), got dtype {array.dtype}")
 

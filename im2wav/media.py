@@ -26,6 +26,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic_files import atomic_output  # noqa: F401  (re-exported: code that imports it from here keeps working)
 from .audio_files import (
     AUDIO_EXTENSIONS,
     encode_audio_stream,
