@@ -18,6 +18,7 @@ from torch import nn
 from .checkpointing import checkpoint_config, checkpoint_state
 from .loop import LossFn, TrainingConfig, train
 from .run_setup import ModelSource, setup_model, write_run_config
+from .run_lock import run_lock
 
 __all__ = ["PriorRunConfig", "VQVAERunConfig", "check_prior_fits_tokens", "train_prior_run", "train_vqvae_run"]
 
@@ -89,10 +90,12 @@ def _run(run, cfg: TrainingConfig, model: nn.Module, resume, loss_fn: LossFn, tr
          extra: dict | None = None, checkpoint_extra: dict | None = None) -> dict:
     """Write the run's config, train, and return the JSON summary the commands print."""
     settings = {k: v for k, v in dataclasses.asdict(run).items() if k != "training"}
-    write_run_config(cfg, settings, model, {"train_items": len(train_data),
-                                            "val_items": 0 if val_data is None else len(val_data), **(extra or {})})
-    result = train(model, loss_fn, train_data, cfg, val_data=val_data, resume=resume, progress=run.progress,
-                   checkpoint_extra=checkpoint_extra)
+    with run_lock(cfg.run_dir):  # one run per run folder: a second one stops here, in one line
+        write_run_config(cfg, settings, model, {"train_items": len(train_data),
+                                                "val_items": 0 if val_data is None else len(val_data),
+                                                **(extra or {})})
+        result = train(model, loss_fn, train_data, cfg, val_data=val_data, resume=resume, progress=run.progress,
+                       checkpoint_extra=checkpoint_extra)
     return {"step": result.step, "stopped": result.stopped, "checkpoint": str(result.checkpoint),
             "last_loss": result.losses[-1] if result.losses else None, "val_loss": result.val_loss}
 
