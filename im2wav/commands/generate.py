@@ -13,7 +13,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 from pathlib import Path
@@ -180,27 +179,6 @@ def _resolve_device(name: str):
     return torch.device("cpu")
 
 
-@contextlib.contextmanager
-def _quiet_loading():
-    """Silence diffusers'/transformers' loading bars and info chatter: the CLI's stderr is for the
-    sampling progress bar, the seed and what was written."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    levels = diffusers_logging.get_verbosity(), transformers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        diffusers_logging.set_verbosity(levels[0])
-        transformers_logging.set_verbosity(levels[1])
-        diffusers_logging.enable_progress_bar()
-        transformers_logging.enable_progress_bar()
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Generate and write the audio (and the asked-for spectrograms and videos).
 
@@ -212,6 +190,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     import torch
 
     from ..media import is_video_file, load_image, load_video_frames, mux_audio_into_video, write_audio
+    from ..quiet_loading import dtype_argument, quiet_loading
     from ..spectrogram_image import save_spectrogram_png
 
     _check_options(args)
@@ -233,9 +212,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             "limit; generate shorter pieces"
         )
     try:
-        with _quiet_loading():
-            pipe = Im2WavPipeline.from_pretrained(args.model)
-            pipe = pipe.to(device, dtype)
+        with quiet_loading():  # loaded in its dtype: casting afterwards makes diffusers warn per model
+            pipe = Im2WavPipeline.from_pretrained(args.model, **dtype_argument(dtype)).to(device)
     except OSError as err:  # hub / file-system failures; the pipeline's own checks raise ValueError
         raise UserError(f"cannot load the model {args.model}: {str(err).splitlines()[0]}") from err
     limit = pipe.max_audio_length
