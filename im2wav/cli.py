@@ -54,6 +54,8 @@ _USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, NotADirectoryErro
 # These are user errors only when im2wav's own code raised them (a checked argument); from deep
 # inside torch or numpy they are bugs and keep their traceback.
 _CHECKED_ERRORS = (ValueError, TypeError)
+# Optional dependencies -> the extra that installs them.
+_EXTRAS = {"torchaudio": "eval", "accelerate": "train"}
 _OUR_CODE = tuple(str(p) for p in (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "pipelines",
                                    Path(__file__).resolve().parents[1] / "training_scripts"))
 
@@ -104,6 +106,12 @@ def run_command(name: str, argv: list[str] | None = None, prog: str | None = Non
             raise
         print("im2wav: interrupted; no partial output files were left", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as err:
+        if debug or err.name not in _EXTRAS:
+            raise
+        print(f"im2wav: error: im2wav {name} needs {err.name}: pip install 'im2wav[{_EXTRAS[err.name]}]' "
+              f"(for torchaudio, the release that matches your torch)", file=sys.stderr)
+        return 2
     except Exception as err:  # noqa: BLE001  (sorted below: user errors get one line, bugs their traceback)
         if debug or not _is_user_error(err):
             raise

@@ -25,7 +25,7 @@ PRIOR_PREFIX = "prior."
 
 def _allowed_globals() -> list:
     """The numpy types a `hps['bandwidth']` float64 pickles to, under numpy 2 and numpy 1 names."""
-    scalar = np._core.multiarray.scalar
+    from numpy._core.multiarray import scalar  # NumPy 2's name; 1.26 has it as a forward-compatible alias
     return [
         scalar,
         (scalar, "numpy.core.multiarray.scalar"),  # files written under numpy 1.x
