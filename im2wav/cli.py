@@ -19,7 +19,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, run_main
 
 __all__ = ["COMMANDS", "build_parser", "main", "run_command"]
 
@@ -49,15 +49,16 @@ Stage by stage: prepare -> train-vqvae -> encode-tokens -> train-prior --level l
 Add --debug (or set IM2WAV_DEBUG=1) to see the traceback of an error.
 """
 
-# User mistakes of these kinds are reported in one line wherever they are raised.
-_USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
-# These are user errors only when im2wav's own code raised them (a checked argument); from deep
-# inside torch or numpy they are bugs and keep their traceback.
-_CHECKED_ERRORS = (ValueError, TypeError)
 # Optional dependencies -> the extra that installs them.
 _EXTRAS = {"torchaudio": "eval", "accelerate": "train"}
+# A ValueError/TypeError is the user's to fix when im2wav's own code raised it (a checked argument);
+# raised from deep inside torch or numpy it is a bug and keeps its traceback.
 _OUR_CODE = tuple(str(p) for p in (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "pipelines",
                                    Path(__file__).resolve().parents[1] / "training_scripts"))
+
+
+class InternalError(RuntimeError):
+    """A ValueError/TypeError from outside im2wav's code: a bug, shown with its traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,45 +80,34 @@ def _raised_by_us(err: BaseException) -> bool:
     return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_OUR_CODE)
 
 
-def _is_user_error(err: BaseException) -> bool:
-    return isinstance(err, _USER_ERRORS) or (isinstance(err, _CHECKED_ERRORS) and _raised_by_us(err))
-
-
 def run_command(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
-    """Run the subcommand `name` with `argv`, reporting user errors in one line.
+    """Run the subcommand `name` with `argv`, reporting user errors in one line (`errors.run_main`).
 
     Args:
         name: a key of `COMMANDS`.
-        argv: its arguments (default: `sys.argv[1:]`); a `--debug` among them is taken out.
+        argv: its arguments (default: `sys.argv[1:]`); a `--debug` among them shows tracebacks.
         prog: program name for its usage line (default: `im2wav NAME`).
 
     Returns:
         The exit status: 0 done, 2 user error, 130 interrupted (argparse's own errors exit 2 too).
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = os.environ.get("IM2WAV_DEBUG", "") not in ("", "0") or "--debug" in argv
-    argv = [a for a in argv if a != "--debug"]
     module = importlib.import_module(COMMANDS[name][0])
     kwargs = {"prog": prog or f"im2wav {name}"} if "prog" in inspect.signature(module.main).parameters else {}
-    try:
-        return int(module.main(argv, **kwargs) or 0)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print("im2wav: interrupted; no partial output files were left", file=sys.stderr)
-        return 130
-    except ModuleNotFoundError as err:
-        if debug or err.name not in _EXTRAS:
-            raise
-        print(f"im2wav: error: im2wav {name} needs {err.name}: pip install 'im2wav[{_EXTRAS[err.name]}]' "
-              f"(for torchaudio, the release that matches your torch)", file=sys.stderr)
-        return 2
-    except Exception as err:  # noqa: BLE001  (sorted below: user errors get one line, bugs their traceback)
-        if debug or not _is_user_error(err):
-            raise
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"im2wav: error: {message}", file=sys.stderr)
-        return 2
+
+    def checked_main(args: list[str]) -> int | None:
+        try:
+            return module.main(args, **kwargs)
+        except (ValueError, TypeError) as err:
+            if _raised_by_us(err):
+                raise
+            raise InternalError(f"internal error in im2wav {name} (please report it): {err}") from err
+        except ModuleNotFoundError as err:
+            if err.name not in _EXTRAS:
+                raise
+            raise UserError(f"im2wav {name} needs {err.name}: pip install 'im2wav[{_EXTRAS[err.name]}]' (for "
+                            "torchaudio, the release that matches your torch)") from err
+
+    return run_main(checked_main, argv, prog="im2wav")
 
 
 def main(argv: list[str] | None = None) -> int:

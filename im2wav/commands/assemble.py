@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         prog: program name for the usage line.
     """
     args = build_parser(prog).parse_args(argv)
+    from ..quiet_loading import quiet_loading
     from ..training.assemble import assemble_pipeline
 
-    out = assemble_pipeline(args.vqvae, args.low, args.up, args.out, clip=args.clip, dataset=args.dataset,
-                            use_ema=args.use_ema)
+    with quiet_loading():
+        out = assemble_pipeline(args.vqvae, args.low, args.up, args.out, clip=args.clip, dataset=args.dataset,
+                                use_ema=args.use_ema)
     print(json.dumps({"pipeline": str(out)}))
     return 0

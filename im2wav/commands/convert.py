@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if missing:
             parser.error(f"--vqvae (whole-pipeline mode) also needs {' '.join(missing)}")
         from ..convert.pipeline import build_pipeline_from_original
+        from ..quiet_loading import quiet_loading
 
-        model = build_pipeline_from_original(args.vqvae, args.low, args.up, args.clip)
+        with quiet_loading():
+            model = build_pipeline_from_original(args.vqvae, args.low, args.up, args.clip)
     else:
         given = [name for name, value in pipeline_args.items() if value is not None]
         if given:

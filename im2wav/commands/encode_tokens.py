@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from ..training.stages import load_stage_model
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    vqvae = load_stage_model(args.vqvae, "vqvae", use_ema=args.use_ema)
+    from ..quiet_loading import quiet_loading
+
+    with quiet_loading():
+        vqvae = load_stage_model(args.vqvae, "vqvae", use_ema=args.use_ema)
     count = encode_dataset_tokens(args.dataset, vqvae, args.out, vqvae_source=str(args.vqvae),
                                   batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
                                   device=device, progress=not args.no_progress)

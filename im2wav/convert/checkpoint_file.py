@@ -29,6 +29,7 @@ def _allowed_globals() -> list:
     return [
         scalar,
         (scalar, "numpy.core.multiarray.scalar"),  # files written under numpy 1.x
+        (scalar, "numpy._core.multiarray.scalar"),  # files written under numpy 2, read under numpy 1.26
         np.dtype,
         np.dtypes.Float64DType,
     ]
