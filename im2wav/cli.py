@@ -86,7 +86,7 @@ def run_command(name: str, argv: list[str] | None = None, prog: str | None = Non
     Args:
         name: a key of `COMMANDS`.
         argv: its arguments (default: `sys.argv[1:]`); a `--debug` among them shows tracebacks.
-        prog: program name for its usage line (default: `im2wav NAME`).
+        prog: program name for its usage line and error messages (default: `im2wav NAME` and `im2wav`).
 
     Returns:
         The exit status: 0 done, 2 user error, 130 interrupted (argparse's own errors exit 2 too).
@@ -107,7 +107,7 @@ def run_command(name: str, argv: list[str] | None = None, prog: str | None = Non
             raise UserError(f"im2wav {name} needs {err.name}: pip install 'im2wav[{_EXTRAS[err.name]}]' (for "
                             "torchaudio, the release that matches your torch)") from err
 
-    return run_main(checked_main, argv, prog="im2wav")
+    return run_main(checked_main, argv, prog=prog or "im2wav")  # the scripts' errors name the script
 
 
 def main(argv: list[str] | None = None) -> int:

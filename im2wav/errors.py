@@ -16,7 +16,8 @@ from collections.abc import Callable  # noqa: E402
 USER_ERRORS = (UserError, ValueError, TypeError, OSError)
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message; for OS errors their reason and file (`Permission denied: x`)."""
     if isinstance(err, OSError) and not isinstance(err, (FileNotFoundError, FileExistsError)) and err.strerror:
         where = f": {err.filename}" if err.filename else ""
         return f"{err.strerror}{where}"
@@ -50,6 +51,6 @@ def run_main(main: Callable[[list[str] | None], int | None], argv: list[str] | N
     except USER_ERRORS as err:
         if debug:
             raise
-        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
     return int(status or 0)

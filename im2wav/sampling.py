@@ -258,6 +258,10 @@ def low_window_inputs(
 
 # --------------------------------------------------------------------------------------------
 # public entry points
+MIN_TEMPERATURE = 1e-3
+MAX_GUIDANCE_SCALE = 100.0
+
+
 def check_sampling_args(
     temperature: float, top_k: int, top_p: float, guidance_scale: float | None = None
 ) -> None:
@@ -276,12 +280,18 @@ def check_sampling_args(
 
     if not (real(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature}")
+    # Past these bounds the guided / scaled logits overflow (float16 models first) and the token
+    # probabilities become NaN; no real use needs them (top_k=1 is greedy decoding).
+    if temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature must be at least {MIN_TEMPERATURE:g} (use top_k=1 for greedy), got {temperature}")
     if not (isinstance(top_k, numbers.Integral) and not isinstance(top_k, bool) and top_k >= 0):
         raise ValueError(f"top_k must be an int >= 0 (0 disables it), got {top_k}")
     if not (real(top_p) and 0.0 < top_p <= 1.0):
         raise ValueError(f"top_p must be in (0, 1] (1.0 disables nucleus filtering), got {top_p}")
     if guidance_scale is not None and not (real(guidance_scale) and guidance_scale >= 0):
         raise ValueError(f"guidance_scale must be a finite number >= 0 (1 disables guidance), got {guidance_scale}")
+    if guidance_scale is not None and guidance_scale > MAX_GUIDANCE_SCALE:
+        raise ValueError(f"guidance_scale must be at most {MAX_GUIDANCE_SCALE:g} (the paper uses 3), got {guidance_scale}")
 
 
 def check_generator(generator: Generator, batch_size: int) -> None:

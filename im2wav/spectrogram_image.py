@@ -162,16 +162,19 @@ def spectrogram_figure(
     return figure
 
 
-def save_spectrogram_png(path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int) -> None:
+def save_spectrogram_png(
+    path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int, overwrite: bool = True
+) -> None:
     """Write `spectrogram_figure(audio, sample_rate)` (with axes) to a PNG file, atomically.
 
     Args:
         path: the PNG to write.
         audio: `[S]` or `[1, S]` samples.
         sample_rate: in Hz.
+        overwrite: replace an existing file; otherwise an existing file is an error.
     """
     from .atomic_files import atomic_output
 
     image = spectrogram_figure(audio, sample_rate)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         image.save(tmp, format="PNG")

@@ -32,7 +32,9 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                         help="CLIP checkpoint (folder or hub id); default: the one named in --dataset's info.json")
     parser.add_argument("--dataset", default=None, help="prepared dataset, to read the CLIP checkpoint it used")
     parser.add_argument("--use-ema", action="store_true", help="take the EMA weights of training checkpoints when saved")
-    parser.add_argument("--out", required=True, help="pipeline folder to write")
+    parser.add_argument("--out", required=True, help="pipeline folder to write (must not exist, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it is an existing pipeline folder (never any other folder)")
     return parser
 
 
@@ -49,6 +51,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     with quiet_loading():
         out = assemble_pipeline(args.vqvae, args.low, args.up, args.out, clip=args.clip, dataset=args.dataset,
-                                use_ema=args.use_ema)
+                                use_ema=args.use_ema, overwrite=args.overwrite)
     print(json.dumps({"pipeline": str(out)}))
     return 0

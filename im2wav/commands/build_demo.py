@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     run_stage("train-prior", "--level", "up", "--dataset", work / "data", "--tokens", work / "tokens",
               "--run-dir", work / "up", *RECIPE["up"], "--max-steps", args.up_steps, *seed, *quiet)
     run_stage("assemble", "--vqvae", work / "vqvae", "--low", work / "low", "--up", work / "up",
-              "--dataset", work / "data", "--out", out)
+              "--dataset", work / "data", "--out", out, *(["--overwrite"] if args.overwrite else []))
     # 3. A model card; for the synthetic world its classes and one example picture per class
     rebuild = f"im2wav build-demo --seed {args.seed} --vqvae-steps {args.vqvae_steps} --low-steps {args.low_steps} " \
               f"--up-steps {args.up_steps}"

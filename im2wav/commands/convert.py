@@ -19,9 +19,12 @@ from pathlib import Path
 from torch import nn
 
 from ..atomic_files import atomic_folder
+from ..output_paths import check_output_folder
 from .parsing import command_parser
 
 NAME = "convert"
+# An existing --out is replaced (with --overwrite) only when it is a model folder, as this command writes.
+MODEL_FOLDER_MARKERS = ("config.json", "model_index.json")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -38,21 +41,21 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--up", type=Path, help="whole-pipeline mode: the UP prior .pth.tar")
     parser.add_argument("--clip", help="whole-pipeline mode: CLIP ViT-B/32 folder or hub id")
     parser.add_argument("--out", type=Path, required=True, help="output folder for from_pretrained")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists and is a model folder; never a folder holding an input")
     return parser
 
 
-def save_atomically(model: nn.Module, out: Path, overwrite: bool = False) -> None:
+def save_atomically(model: nn.Module, out: Path, overwrite: bool = False, inputs: list[Path] | None = None) -> None:
     """`model.save_pretrained` into a temporary sibling of `out`, then rename it to `out`.
 
     Args:
         model: a diffusers `ModelMixin` (or anything with `save_pretrained(path)`).
         out: the final folder.
-        overwrite: replace an existing `out`; otherwise an existing `out` is an error.
+        overwrite: replace an existing `out` (a model folder); otherwise an existing `out` is an error.
+        inputs: the files the conversion read; an `out` holding one of them is never replaced.
     """
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite=overwrite, inputs=inputs or [], marker_files=MODEL_FOLDER_MARKERS) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
 
 
@@ -65,8 +68,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if args.out.exists() and not args.overwrite:  # before the (slow) conversion
-        raise FileExistsError(f"{args.out} already exists; choose another --out or pass --overwrite")
+    inputs = [p for p in (args.checkpoint, args.vqvae, args.low, args.up) if p is not None]
+    if args.clip is not None and Path(args.clip).exists():
+        inputs.append(Path(args.clip))
+    # Before the (long) conversion: an --out that may not be written fails now, not at the end.
+    check_output_folder(args.out, overwrite=args.overwrite, inputs=inputs, marker_files=MODEL_FOLDER_MARKERS)
     pipeline_args = {"--low": args.low, "--up": args.up, "--clip": args.clip}
     if args.vqvae is not None:
         missing = [name for name, value in pipeline_args.items() if value is None]
@@ -84,6 +90,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         from ..convert import load_original_checkpoint
 
         model = load_original_checkpoint(args.checkpoint)
-    save_atomically(model, args.out, args.overwrite)
+    save_atomically(model, args.out, args.overwrite, inputs)
     print(f"wrote {type(model).__name__} to {args.out}")
     return 0

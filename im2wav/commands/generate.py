@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..output_paths import check_outputs
 from .parsing import command_parser
 
 NAME = "generate"
@@ -87,9 +88,17 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--seconds must be a positive number, got {args.seconds}")
     if args.num_waveforms < 1:
         raise UserError(f"--num-waveforms must be >= 1, got {args.num_waveforms}")
-    if not (math.isfinite(args.fps) and args.fps > 0):
-        raise UserError(f"--fps must be a positive number, got {args.fps}")
+    from ..image_processor import MAX_WAVEFORMS
+    from ..media import check_fps
     from ..sampling import check_sampling_args
+
+    if args.num_waveforms > MAX_WAVEFORMS:
+        raise UserError(f"--num-waveforms {args.num_waveforms} is over the limit of {MAX_WAVEFORMS} per input; "
+                        "run the command several times with different --seed values")
+    try:
+        check_fps(args.fps)
+    except ValueError as err:
+        raise UserError(f"--{err}") from None
 
     try:  # the library's own checks, reported with the command line's flag names
         check_sampling_args(args.temperature, args.top_k, args.top_p, args.guidance)
@@ -137,16 +146,18 @@ def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
     elif args.spectrogram is not None and not args.spectrogram.parent.is_dir():
         raise UserError(f"the folder of --spectrogram {args.spectrogram} does not exist")
 
-    if not args.overwrite:
-        for source, audio_paths in plan:
-            for audio_path in audio_paths:
-                for path in [
-                    audio_path,
-                    _spectrogram_path(args, audio_path, several),
-                    _video_path(source, audio_path) if args.mux_video else None,
-                ]:
-                    if path is not None and path.exists():
-                        raise UserError(f"{path} already exists; pass --overwrite to replace it")
+    outputs = [
+        path
+        for source, audio_paths in plan
+        for audio_path in audio_paths
+        for path in (
+            audio_path,
+            _spectrogram_path(args, audio_path, several),
+            _video_path(source, audio_path) if args.mux_video else None,
+        )
+        if path is not None
+    ]
+    check_outputs(outputs, inputs + [Path(args.model)], overwrite=args.overwrite)
     return plan
 
 
@@ -169,8 +180,16 @@ def _resolve_device(name: str):
             device = torch.device(name)
         except RuntimeError as err:
             raise UserError(f"--device {name!r} is not a device name (cpu, cuda, cuda:1, mps)") from err
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise UserError(f"--device {name!r} cannot run the model; use cpu, cuda, cuda:N, mps or auto")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda was asked for but CUDA is not available; use --device cpu")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise UserError(f"--device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                            "device(s), numbered from 0")
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "mps" and not (mps is not None and mps.is_available()):
+            raise UserError("--device mps was asked for but MPS (Apple GPU) is not available; use --device cpu")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -189,7 +208,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     import torch
 
-    from ..media import is_video_file, load_image, load_video_frames, mux_audio_into_video, write_audio
+    from ..image_processor import encoder_short_side
+    from ..media import is_video_file, load_frames, load_video_frames, mux_audio_into_video, write_audio
     from ..quiet_loading import dtype_argument, quiet_loading
     from ..spectrogram_image import save_spectrogram_png
 
@@ -216,6 +236,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             pipe = Im2WavPipeline.from_pretrained(args.model, **dtype_argument(dtype)).to(device)
     except OSError as err:  # hub / file-system failures; the pipeline's own checks raise ValueError
         raise UserError(f"cannot load the model {args.model}: {str(err).splitlines()[0]}") from err
+    short_side = encoder_short_side(pipe.feature_extractor)
     limit = pipe.max_audio_length
     if args.seconds is not None and args.seconds > limit:
         raise UserError(f"--seconds {args.seconds} is longer than the {limit:g} s limit; generate shorter pieces")
@@ -226,11 +247,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     for source, audio_paths in plan:
         if kinds[source]:
-            video = load_video_frames(source, fps=args.fps, max_seconds=args.seconds or limit)
+            video = load_video_frames(source, fps=args.fps, max_seconds=args.seconds or limit, short_side=short_side)
             images: object = video.frames
             seconds = args.seconds or video.duration
         else:
-            images = load_image(source)
+            # load_frames names what the file is when it is not an image (audio only, truncated video, ...)
+            images = load_frames(source, short_side=short_side)[0]
             seconds = args.seconds or DEFAULT_SECONDS
         generator = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(seed)
         audios = pipe(
@@ -246,15 +268,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             output_type="np",
         ).audios  # [n, 1, S]
         for audio, audio_path in zip(audios, audio_paths):
-            write_audio(audio_path, audio[0], pipe.sample_rate)
+            write_audio(audio_path, audio[0], pipe.sample_rate, overwrite=args.overwrite)
             written = [audio_path]
             spectrogram_path = _spectrogram_path(args, audio_path, several)
             if spectrogram_path is not None:
-                save_spectrogram_png(spectrogram_path, audio[0], pipe.sample_rate)
+                save_spectrogram_png(spectrogram_path, audio[0], pipe.sample_rate, overwrite=args.overwrite)
                 written.append(spectrogram_path)
             if args.mux_video:
+                video_out = _video_path(source, audio_path)
                 written.append(
-                    mux_audio_into_video(source, audio[0], pipe.sample_rate, _video_path(source, audio_path))
+                    mux_audio_into_video(source, audio[0], pipe.sample_rate, video_out, overwrite=args.overwrite)
                 )
             print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

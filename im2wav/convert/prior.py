@@ -167,8 +167,8 @@ def prior_from_original(checkpoint: OriginalCheckpoint) -> Im2WavPrior:
                          f"unknown keys {unknown[:10]}{' ...' if len(unknown) > 10 else ''}, "
                          f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}")
 
-    prior = Im2WavPrior(**config)
-    ours = prior.state_dict()
+    with torch.device("meta"):  # shapes only: hps asking for a huge prior allocate nothing before the checks
+        ours = Im2WavPrior(**config).state_dict()
     converted = {}
     for theirs, (key, conv1d) in mapping.items():
         value = sd[theirs].detach().to(torch.float32)
@@ -178,5 +178,6 @@ def prior_from_original(checkpoint: OriginalCheckpoint) -> Im2WavPrior:
             raise ValueError(f"{checkpoint.path}: {theirs} has shape {tuple(sd[theirs].shape)}, expected "
                              f"{tuple(ours[key].shape)} for {key}")
         converted[key] = value.contiguous()
+    prior = Im2WavPrior(**config)
     prior.load_state_dict(converted, strict=True)
     return prior.eval()
