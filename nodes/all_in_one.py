@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from . import comfy_hooks
-from .stages import BATCH_SIZE_INPUT, IMAGE_MODES, MODE_TOOLTIP, MODEL_INPUT, audio_output, image_sequences, sampling_inputs
+from .stages import BATCH_SIZE_INPUT, IMAGE_MODES, MODE_TOOLTIP, MODEL_INPUT, audio_output, image_input, sampling_inputs
 from .types import CATEGORY, Im2WavModel
 
 
-def _generate(im2wav_model: Im2WavModel, images, fps: float, seconds: float, guidance_scale: float,
+def _generate(im2wav_model: Im2WavModel, condition: dict, fps: float, seconds: float, guidance_scale: float,
               temperature: float, top_k: int, top_p: float, seed: int, batch_size: int = 1) -> dict:
-    """One `Im2WavPipeline.__call__` on ComfyUI's device, driving ComfyUI's progress bar; returns AUDIO."""
+    """One `Im2WavPipeline.__call__` (``condition``: its ``images=`` or ``video=`` argument) on ComfyUI's
+    device, driving ComfyUI's progress bar; returns AUDIO."""
     pipe = comfy_hooks.load_model(im2wav_model)
     output = pipe(
-        images,
+        **condition,
         fps=fps,
         audio_length_in_s=seconds,
         guidance_scale=guidance_scale,
@@ -53,7 +54,7 @@ class Im2WavImageToAudio:
     def generate(self, im2wav_model: Im2WavModel, images, mode: str, fps: float, seconds: float,
                  guidance_scale: float, temperature: float, top_k: int, top_p: float, seed: int, batch_size: int):
         """Return AUDIO for ``images``; one seed drives both priors, the progress bar counts LOW then UP tokens."""
-        return (_generate(im2wav_model, image_sequences(images, mode), fps, seconds, guidance_scale, temperature,
+        return (_generate(im2wav_model, image_input(images, mode), fps, seconds, guidance_scale, temperature,
                           top_k, top_p, seed, batch_size),)
 
 
@@ -90,6 +91,6 @@ class Im2WavVideoToAudio:
         if seconds <= 0 and duration > limit:
             raise ValueError(f"the video lasts {duration:g} s, longer than the {limit:g} s this model makes in one "
                              f"run; set seconds to at most {limit:g} (the sound then covers the video's start)")
-        audio = _generate(im2wav_model, frames, fps, seconds if seconds > 0 else duration, guidance_scale,
+        audio = _generate(im2wav_model, {"video": frames}, fps, seconds if seconds > 0 else duration, guidance_scale,
                           temperature, top_k, top_p, seed)
         return audio, comfy_hooks.video_with_audio(video, audio)

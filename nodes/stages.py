@@ -9,8 +9,8 @@ from __future__ import annotations
 from . import comfy_hooks
 from .types import CATEGORY, CONDITIONING, MAX_SEED, MODEL, TOKENS, Im2WavConditioning, Im2WavModel, Im2WavTokens
 
-# What the IMAGE batch means: ComfyUI's IMAGE is [B, H, W, C]; the pipeline takes [F, H, W, C] as
-# one frame sequence and [B, F, H, W, C] as a batch of sequences.
+# What the IMAGE batch means: ComfyUI's IMAGE is [B, H, W, C]; the pipeline takes it as `video`
+# (the frames of one sequence) or as `images` (B single pictures).
 IMAGE_MODES = ["frames of one video", "batch of single images"]
 MODEL_INPUT = (MODEL, {"tooltip": "The model from 'im2wav Model Loader'."})
 MODE_TOOLTIP = ("frames of one video: one sound for the whole batch, the frames spread over its length; "
@@ -44,11 +44,12 @@ def sampling_inputs(include_length: bool) -> dict:
     return inputs
 
 
-def image_sequences(images, mode: str):
-    """ComfyUI IMAGE ``[B, H, W, C]`` -> the pipeline's ``[F, H, W, C]`` (one sequence) or ``[B, 1, H, W, C]``."""
+def image_input(images, mode: str) -> dict:
+    """ComfyUI IMAGE ``[B, H, W, C]`` -> the pipeline's argument: ``{"video": frames}`` (one frame
+    sequence) or ``{"images": pictures}`` (one picture per row)."""
     if mode not in IMAGE_MODES:
         raise ValueError(f"mode must be one of {IMAGE_MODES}, got {mode!r}")
-    return images if mode == IMAGE_MODES[0] else images.unsqueeze(1)  # [B, H, W, C] -> [B, F=1, H, W, C]
+    return {"video": images} if mode == IMAGE_MODES[0] else {"images": images}
 
 
 class Im2WavEncodeImages:
@@ -84,7 +85,7 @@ class Im2WavEncodeImages:
     def encode(self, im2wav_model: Im2WavModel, images, mode: str, fps: float, max_seconds: float = 0.0):
         """Return the CLIP embeddings of ``images`` (of their first ``max_seconds`` when it is > 0)."""
         embeds = comfy_hooks.load_model(im2wav_model).encode_images(
-            image_sequences(images, mode), fps=fps, max_seconds=max_seconds if max_seconds > 0 else None
+            **image_input(images, mode), fps=fps, max_seconds=max_seconds if max_seconds > 0 else None
         )
         return (Im2WavConditioning(embeds),)
 

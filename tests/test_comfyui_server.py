@@ -225,7 +225,7 @@ def test_free_model_and_node_cache_releases_the_im2wav_model(comfy_server):
     released_before = comfy_server.log.read_text().count("im2wav: released the model")
     response = comfy_server.post("/free", {"unload_models": True, "free_memory": True})
     assert response.status_code == 200
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # ComfyUI's worker frees at its next wake-up; the machine may be busy
     while comfy_server.log.read_text().count("im2wav: released the model") == released_before:
         assert time.monotonic() < deadline, f"the im2wav model was not released:\n{comfy_server.log.read_text()[-3000:]}"
         time.sleep(0.5)

@@ -199,9 +199,10 @@ class RecordingPipeline:
             if callback is not None:
                 callback(step, self.chunks)
 
-    def encode_images(self, images, fps=30.0, max_seconds=None):
-        self._record("encode_images", (images,), {"fps": fps, "max_seconds": max_seconds})
-        return torch.zeros(images.shape[0] if images.ndim == 5 else 1, 3, 8)  # [B, F, D]
+    def encode_images(self, images=None, fps=30.0, max_seconds=None, video=None):
+        argument = ("images", images) if video is None else ("video", video)
+        self._record("encode_images", argument, {"fps": fps, "max_seconds": max_seconds})
+        return torch.zeros(images.shape[0] if video is None else 1, 3, 8)  # [B, F, D]
 
     def sample_low(self, image_embeds, **kwargs):
         self._record("sample_low", (image_embeds,), kwargs)
@@ -218,8 +219,8 @@ class RecordingPipeline:
         self._record("decode", (up_tokens,), {})
         return torch.zeros(up_tokens.shape[0], 1, 8 * up_tokens.shape[1], dtype=torch.float64)  # [B, 1, S]
 
-    def __call__(self, images, **kwargs):
-        self._record("__call__", (images,), kwargs)
+    def __call__(self, images=None, video=None, **kwargs):
+        self._record("__call__", ("images", images) if video is None else ("video", video), kwargs)
         on_step_end = kwargs["callback_on_step_end"]
         self._run_chunks(lambda step, total: on_step_end(self, step, total, {}))
         return types.SimpleNamespace(audios=torch.zeros(2, 1, 64))
@@ -374,14 +375,13 @@ def test_extra_model_paths_for_im2wav_are_kept(comfy_stubs, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, shape", [("frames of one video", (5, 32, 24, 3)), ("batch of single images", (5, 1, 32, 24, 3))])
-def test_encode_images_passes_the_image_batch_as_frames_or_as_single_images(mode, shape, comfy_stubs):
+@pytest.mark.parametrize("mode, argument", [("frames of one video", "video"), ("batch of single images", "images")])
+def test_encode_images_passes_the_image_batch_as_frames_or_as_single_images(mode, argument, comfy_stubs):
     pipe = RecordingPipeline()
     images = comfy_image(batch=5)
     (conditioning,) = NODE_CLASS_MAPPINGS["Im2WavEncodeImages"]().encode(model_of(pipe, comfy_stubs), images, mode, 12.5)
-    (passed,), kwargs = pipe.calls["encode_images"]
-    assert tuple(passed.shape) == shape and kwargs == {"fps": 12.5, "max_seconds": None}
-    assert torch.equal(passed.reshape(images.shape), images)
+    (name, passed), kwargs = pipe.calls["encode_images"]
+    assert name == argument and passed is images and kwargs == {"fps": 12.5, "max_seconds": None}
     assert isinstance(conditioning, Im2WavConditioning)
 
 
@@ -460,8 +460,8 @@ def test_image_to_audio_calls_the_pipeline_once(comfy_stubs):
     node = NODE_CLASS_MAPPINGS["Im2WavImageToAudio"]
     widgets = {**sampler_defaults(node), "seed": 9}
     (audio,) = node().generate(model_of(pipe, comfy_stubs), comfy_image(batch=2), **widgets)
-    (images,), kwargs = pipe.calls["__call__"]
-    assert tuple(images.shape) == (2, 32, 24, 3) and kwargs["fps"] == 30.0
+    (argument, images), kwargs = pipe.calls["__call__"]
+    assert argument == "video" and tuple(images.shape) == (2, 32, 24, 3) and kwargs["fps"] == 30.0
     assert kwargs["generator"].initial_seed() == 9 and kwargs["audio_length_in_s"] == 4.096
     assert comfy_stubs.progress == [(1, 2), (2, 2)]
     assert_comfy_audio(audio, sample_rate=pipe.sample_rate, batch=2)
@@ -547,7 +547,7 @@ def test_staged_nodes_turn_images_into_audio_with_a_tiny_pipeline(tiny_model, co
 
     # the nodes are thin: the same library stages with the same seeds give the same audio
     pipe = tiny_model.pipeline
-    embeds = pipe.encode_images(comfy_image(batch=1).unsqueeze(1), fps=30.0)
+    embeds = pipe.encode_images(comfy_image(batch=1), fps=30.0)  # one picture
     low_ref = pipe.sample_low(embeds, audio_length_in_s=TINY_SECONDS, guidance_scale=3.0,
                                     generator=torch.Generator().manual_seed(1))
     up_ref = pipe.sample_up(low_ref, embeds, generator=torch.Generator().manual_seed(2))

@@ -201,8 +201,8 @@ def test_video_node_passes_a_loaded_video_file_and_its_duration(comfy_video_api,
     assert widgets["seconds"] == 0.0  # 0: as long as the video
     NODE_CLASS_MAPPINGS["Im2WavVideoToAudio"]().generate(model_of(pipe, comfy_video_api), VideoFromFile(str(path)),
                                                           **widgets)
-    (images,), kwargs = pipe.calls["__call__"]
-    assert images == str(path) and kwargs["fps"] == 30.0  # decoded by the library at the models' rate
+    (argument, images), kwargs = pipe.calls["__call__"]
+    assert argument == "video" and images == str(path) and kwargs["fps"] == 30.0  # decoded by the library at the models' rate
     assert kwargs["audio_length_in_s"] == pytest.approx(VideoFromFile(str(path)).get_duration())
     assert kwargs["num_waveforms_per_prompt"] == 1
 
@@ -217,8 +217,8 @@ def test_video_node_takes_the_frames_and_rate_of_a_video_made_from_frames(comfy_
     pipe = RecordingPipeline(chunks=1)
     node = NODE_CLASS_MAPPINGS["Im2WavVideoToAudio"]
     audio, out_video = node().generate(model_of(pipe, comfy_video_api), video, **sampler_defaults(node))
-    (images,), kwargs = pipe.calls["__call__"]
-    assert images is frames and kwargs["fps"] == 24.0 and kwargs["audio_length_in_s"] == pytest.approx(0.5)
+    (argument, images), kwargs = pipe.calls["__call__"]
+    assert argument == "video" and images is frames and kwargs["fps"] == 24.0 and kwargs["audio_length_in_s"] == pytest.approx(0.5)
     assert out_video.components.images is frames and out_video.components.frame_rate == 24
     assert out_video.components.audio is audio
 

@@ -248,15 +248,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     for source, audio_paths in plan:
         if kinds[source]:
             video = load_video_frames(source, fps=args.fps, max_seconds=args.seconds or limit, short_side=short_side)
-            images: object = video.frames
+            condition: dict = {"video": video.frames}
             seconds = args.seconds or video.duration
         else:
             # load_frames names what the file is when it is not an image (audio only, truncated video, ...)
-            images = load_frames(source, short_side=short_side)[0]
+            condition = {"images": load_frames(source, short_side=short_side)[0]}
             seconds = args.seconds or DEFAULT_SECONDS
         generator = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(seed)
         audios = pipe(
-            images,
+            **condition,
             audio_length_in_s=seconds,
             guidance_scale=args.guidance,
             num_waveforms_per_prompt=args.num_waveforms,
