@@ -66,15 +66,6 @@ EXAMPLE_DOC_STRING = """
 ImageInput = Any  # see `Im2WavPipeline.encode_images` for the accepted forms
 
 
-def _onload(module: torch.nn.Module) -> None:
-    """Move an offloaded component to the execution device before calling a method other than `forward`.
-
-    `enable_model_cpu_offload` hooks `forward` only, while the sampler and the VQ-VAE decoder call
-    other methods; run the hook's on-load step (which also offloads the previous component) by hand.
-    """
-    hook = getattr(module, "_hf_hook", None)
-    if hook is not None and hasattr(hook, "pre_forward"):
-        hook.pre_forward(module)
 
 
 class Im2WavPipeline(DiffusionPipeline):
@@ -115,6 +106,16 @@ class Im2WavPipeline(DiffusionPipeline):
             low_prior=low_prior,
             up_prior=up_prior,
         )
+        self.compiled_decoding = False
+
+    def enable_compiled_decoding(self, enabled: bool = True) -> None:
+        """Compile the priors' decoding step (`torch.compile(fullgraph=True)`; a CUDA graph on CUDA).
+
+        The first generation after this pays the compilation (tens of seconds to minutes); every
+        later one of the same batch size runs the compiled step. Where compilation is unavailable
+        (no C++ compiler on a CPU), decoding falls back to eager with a warning. See docs/performance.md.
+        """
+        self.compiled_decoding = bool(enabled)
 
     # ------------------------------------------------------------------------------------------
     # loading
@@ -327,7 +328,6 @@ class Im2WavPipeline(DiffusionPipeline):
         check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
 
         device = self._execution_device
-        _onload(self.low_prior)
         embeds = image_embeds.to(device, self.low_prior.dtype).repeat_interleave(
             num_waveforms_per_prompt, dim=0
         )  # [B*n, F, D]
@@ -341,6 +341,7 @@ class Im2WavPipeline(DiffusionPipeline):
             top_p=top_p,
             generator=generator,
             callback=callback,
+            compile=self.compiled_decoding,
         )
 
     def sample_up(
@@ -376,7 +377,6 @@ class Im2WavPipeline(DiffusionPipeline):
             )
         check_generator(generator, rows)
         device = self._execution_device
-        _onload(self.up_prior)
         embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // batch, dim=0)  # [N, F, D]
         return sample_up_tokens(
             self.up_prior,
@@ -387,6 +387,7 @@ class Im2WavPipeline(DiffusionPipeline):
             top_p=top_p,
             generator=generator,
             callback=callback,
+            compile=self.compiled_decoding,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -412,9 +413,7 @@ class Im2WavPipeline(DiffusionPipeline):
             raise ValueError(
                 f"num_samples must be an int from 1 to {full} (the {up_tokens.shape[1]} tokens' length), got {num_samples!r}"
             )
-        _onload(self.vqvae)
-        param = next(self.vqvae.parameters())
-        audio = self.vqvae.decode(up_tokens.to(param.device), level=0).float()  # [B, 1, S]
+        audio = self.vqvae.decode(up_tokens.to(self._execution_device), level=0).float()  # [B, 1, S]
         return audio[..., :num_samples] if num_samples is not None else audio
 
     # ------------------------------------------------------------------------------------------
