@@ -158,6 +158,10 @@ class Im2WavPipeline(DiffusionPipeline):
         for entry in index.values():
             if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0].startswith("im2wav."):
                 importlib.import_module(entry[0])
+        # transformers 5 saves the processor as `CLIPImageProcessorPil`, a name transformers 4 lacks;
+        # loading it here with the PIL processor of whichever transformers is installed reads both.
+        if "feature_extractor" not in kwargs:
+            kwargs["feature_extractor"] = CLIPImageProcessor.from_pretrained(folder / "feature_extractor")
         return super().from_pretrained(folder, **kwargs)
 
     # ------------------------------------------------------------------------------------------

@@ -25,7 +25,10 @@ PRIOR_PREFIX = "prior."
 
 def _allowed_globals() -> list:
     """The numpy types a `hps['bandwidth']` float64 pickles to, under numpy 2 and numpy 1 names."""
-    from numpy._core.multiarray import scalar  # NumPy 2's name; 1.26 has it as a forward-compatible alias
+    try:
+        from numpy._core.multiarray import scalar  # NumPy 2, and the forward-compatible alias of late 1.26
+    except ImportError:  # NumPy 1.26.0: only the old name; both pickled names are allowed below
+        from numpy.core.multiarray import scalar
     return [
         scalar,
         (scalar, "numpy.core.multiarray.scalar"),  # files written under numpy 1.x
