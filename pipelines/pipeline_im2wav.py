@@ -22,7 +22,7 @@ from diffusers.utils import replace_example_docstring
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection
 
-from im2wav.clip_encoder import CLIPImageProcessor, embed_images
+from im2wav.clip_encoder import CLIPImageProcessor, embed_images, name_pil_processor
 from im2wav.image_processor import check_fps, check_num_waveforms, encoder_short_side, prepare_frames
 from im2wav.media import frame_count
 from im2wav.model_folder import check_pipeline_folder, is_hub_id
@@ -158,10 +158,7 @@ class Im2WavPipeline(DiffusionPipeline):
         for entry in index.values():
             if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0].startswith("im2wav."):
                 importlib.import_module(entry[0])
-        # transformers 5 saves the processor as `CLIPImageProcessorPil`, a name transformers 4 lacks;
-        # loading it here with the PIL processor of whichever transformers is installed reads both.
-        if "feature_extractor" not in kwargs:
-            kwargs["feature_extractor"] = CLIPImageProcessor.from_pretrained(folder / "feature_extractor")
+        name_pil_processor()  # a folder saved under transformers 5 names a class 4.x calls otherwise
         return super().from_pretrained(folder, **kwargs)
 
     # ------------------------------------------------------------------------------------------
