@@ -1,8 +1,8 @@
-"""The error type of user mistakes (a bad flag, a missing or unfit file)."""
+"""The one exception type for user errors (bad flags, missing files): the CLI prints it as one line."""
 
 
 class UserError(Exception):
-    """A problem with the command line or the user's files: `im2wav` reports it in one line, exit status 2."""
+    """A problem with the command line or the user's files: reported in one line, exit status 2."""
 
 
 # --- one-line error reporting for the stand-alone entry points (training scripts, converter) ---

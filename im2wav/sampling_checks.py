@@ -10,6 +10,8 @@ import torch
 
 Generator = torch.Generator | list[torch.Generator] | None
 
+# Past these bounds the guided / scaled logits overflow (float16 models first) and the token
+# probabilities become NaN; no real use needs them (top_k=1 is greedy decoding).
 MIN_TEMPERATURE = 1e-3
 MAX_GUIDANCE_SCALE = 100.0
 
@@ -22,18 +24,16 @@ def check_sampling_args(
     Shared by the sampler and `Im2WavPipeline`, so both reject the same values with the same words.
 
     Args:
-        temperature: must be a finite number > 0.
+        temperature: must be a finite number >= `MIN_TEMPERATURE`.
         top_k: must be an int >= 0 (0 disables top-k).
         top_p: must be in (0, 1] (1.0 disables nucleus filtering).
-        guidance_scale: when given, must be a finite number >= 0 (1 disables guidance).
+        guidance_scale: when given, must be a finite number from 0 to `MAX_GUIDANCE_SCALE` (1 disables guidance).
     """
     def real(x) -> bool:
         return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
     if not (real(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature}")
-    # Past these bounds the guided / scaled logits overflow (float16 models first) and the token
-    # probabilities become NaN; no real use needs them (top_k=1 is greedy decoding).
     if temperature < MIN_TEMPERATURE:
         raise ValueError(f"temperature must be at least {MIN_TEMPERATURE:g} (use top_k=1 for greedy), got {temperature}")
     if not (isinstance(top_k, numbers.Integral) and not isinstance(top_k, bool) and top_k >= 0):

@@ -1,14 +1,15 @@
-"""Evaluate generated audio with the paper's metrics: `im2wav evaluate` as a script, with the same options.
+r"""Evaluate an image-to-audio model with the IM2WAV paper's protocol and metric models.
 
-    python training_scripts/evaluate.py --help      # the same as: im2wav evaluate --help
+    python training_scripts/evaluate.py imagehear ../shared/data/imagehear --model my_im2wav --out eval/imagehear
+    python training_scripts/evaluate.py vggsound videos/ --csv vggsound.csv --model my_im2wav --out eval/vggsound
 
-The logic lives in `im2wav.evaluation.command`; this file keeps the repository's one-script-per-stage layout.
+A thin wrapper over `im2wav.evaluation.command` (also `im2wav evaluate ...`); `--help` lists every
+option, docs/evaluation.md explains the protocol.
 """
 
 import sys
 
-from im2wav.cli import run_command
-from im2wav.evaluation.command import main, parse_args  # noqa: F401  (callers run `main(argv)` directly)
+from im2wav.evaluation.command import main
 
 if __name__ == "__main__":
-    sys.exit(run_command("evaluate", prog="evaluate.py"))
+    sys.exit(main())
