@@ -37,6 +37,9 @@ from im2wav.sampling import (
 
 __all__ = ["Im2WavPipeline", "check_pipeline_folder"]
 
+Generator = torch.Generator | list[torch.Generator] | None
+Callback = Callable[[int, int], None]
+
 EXAMPLE_DOC_STRING = """
     Examples:
         ```py
@@ -327,7 +330,14 @@ class Im2WavPipeline(DiffusionPipeline):
         check_sampling_args(temperature, top_k, top_p, guidance_scale)
         check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
         check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
+        return self._sample_low(image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p, generator,
+                                num_waveforms_per_prompt, callback)
 
+    def _sample_low(
+        self, image_embeds: torch.Tensor, audio_length_in_s: float, guidance_scale: float, temperature: float,
+        top_k: int, top_p: float, generator: Generator, num_waveforms_per_prompt: int, callback: Callback | None,
+    ) -> torch.LongTensor:
+        """`sample_low` without the checks (the caller made them)."""
         device = self._execution_device
         embeds = image_embeds.to(device, self.low_prior.dtype).repeat_interleave(
             num_waveforms_per_prompt, dim=0
@@ -377,9 +387,17 @@ class Im2WavPipeline(DiffusionPipeline):
                 f"low_tokens has {rows} rows; image_embeds must have {rows} rows or a divisor of it, got {batch}"
             )
         check_generator(generator, rows)
+        return self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator, callback)
+
+    def _sample_up(
+        self, low_tokens: torch.LongTensor, image_embeds: torch.Tensor, temperature: float, top_k: int, top_p: float,
+        generator: Generator, callback: Callback | None,
+    ) -> torch.LongTensor:
+        """`sample_up` without the checks (the caller made them)."""
         device = self._execution_device
-        embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // batch, dim=0)  # [N, F, D]
-        return sample_up_tokens(
+        rows = low_tokens.shape[0]
+        embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // image_embeds.shape[0], dim=0)
+        return sample_up_tokens(  # embeds: [N, F, D]
             self.up_prior,
             low_tokens.to(device),
             embeds,
@@ -468,7 +486,7 @@ class Im2WavPipeline(DiffusionPipeline):
         Returns:
             `AudioPipelineOutput` with `audios` `[B * num_waveforms_per_prompt, 1, S]`, or `(audios,)`.
         """
-        # 1. Check inputs
+        # 1. Check inputs (once: the stages below run unchecked)
         if sum(x is not None for x in (images, video, image_embeds)) != 1:
             raise ValueError("pass exactly one of `images` (single pictures), `video` (frame sequences) and "
                              "`image_embeds`")
@@ -503,29 +521,13 @@ class Im2WavPipeline(DiffusionPipeline):
                 return callback
 
             # 3. Sample LOW tokens (hop 32), classifier-free guided
-            low_tokens = self.sample_low(
-                image_embeds,
-                audio_length_in_s=audio_length_in_s,
-                guidance_scale=guidance_scale,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                generator=generator,
-                num_waveforms_per_prompt=num_waveforms_per_prompt,
-                callback=stage_callback(0),
-            )  # [B*n, T_low]
+            low_tokens = self._sample_low(image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p,
+                                          generator, num_waveforms_per_prompt, stage_callback(0))  # [B*n, T_low]
             progress.update(num_low - progress.n)
 
             # 4. Sample UP tokens (hop 8) conditioned on the LOW tokens
-            up_tokens = self.sample_up(
-                low_tokens,
-                image_embeds,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                generator=generator,
-                callback=stage_callback(num_low),
-            )  # [B*n, 4*T_low]
+            up_tokens = self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator,
+                                        stage_callback(num_low))  # [B*n, 4*T_low]
             progress.update(total_steps - progress.n)
 
         # 5. Decode
