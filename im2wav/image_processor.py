@@ -1,9 +1,10 @@
 """Turning every accepted image input into RGB frame sequences: the pipeline's image processor.
 
-The pipeline accepts a Pillow image, an image or video path, a list of frames, a batch of those,
-and numpy/torch arrays `[H, W, C]`, `[F, H, W, C]`, `[B, F, H, W, C]` (uint8 0..255 or float 0..1).
-`prepare_frames` turns any of them into `B` lists of Pillow RGB frames, with checks that say how to
-fix a wrong input; the pipeline then embeds the frames with CLIP.
+The pipeline takes single pictures as `images` (Pillow images, image or video files, `[H, W, C]`
+arrays, lists of them, `[B, H, W, C]` arrays) and frame sequences as `video` (frame lists,
+`[F, H, W, C]` / `[B, F, H, W, C]` arrays, video files): the argument says what an input means,
+not its Python type. `prepare_frames` turns either into `B` lists of Pillow RGB frames, with checks
+that say how to fix a wrong input; the pipeline then embeds the frames with CLIP.
 
 Memory follows the work, not the input: only the frames the requested length needs are converted,
 each frame is converted on its own (uint8 until CLIP's processor; no float64 copy of a whole video)
@@ -197,52 +198,92 @@ def _one_item(
     )
 
 
-def _split_batch(images: ImageInput) -> list[Any]:
-    """Split any accepted input into its batch elements."""
-    if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 5:
-        return list(images)  # [B, F, H, W, C]
+def _is_image_array(item: Any) -> bool:
+    return isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 3
+
+
+def _split_images(images: ImageInput) -> list[Any]:
+    """`images`: every element is one picture (or one video file); never a frame sequence."""
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        if images.ndim == 3:
+            return [images]  # [H, W, C]
+        if images.ndim == 4:
+            return list(images)  # [B, H, W, C]: B pictures
+        raise ValueError(f"an `images` array is [H, W, C] or [B, H, W, C] (one picture per row), got shape "
+                         f"{tuple(images.shape)}; pass frame sequences as `video=` ([F, H, W, C] or [B, F, H, W, C])")
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise ValueError("got an empty image list; pass at least one image")
-        if all(
-            isinstance(x, Image.Image) or (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 3) for x in images
-        ):
-            return [list(images)]  # one frame sequence
-        if all(
-            _is_path(x) or isinstance(x, (list, tuple)) or (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 4)
-            for x in images
-        ):
-            return list(images)  # a batch
-        raise TypeError(
-            "a list must hold either frames (PIL images / [H, W, C] arrays: one sequence) or batch elements "
-            "(paths, frame lists, [F, H, W, C] arrays), not a mix"
-        )
+        for item in images:
+            if not (isinstance(item, Image.Image) or _is_path(item) or _is_image_array(item)):
+                kind = f"an array of shape {tuple(item.shape)}" if hasattr(item, "shape") else type(item).__name__
+                raise TypeError(f"each element of `images` is one picture (a Pillow image, an image or video file, "
+                                f"an [H, W, C] array), got {kind}; pass frame sequences as `video=`")
+        return list(images)
     return [images]
 
 
+def _split_videos(video: ImageInput) -> list[Any]:
+    """`video`: one frame sequence, or a batch of them."""
+    if isinstance(video, (np.ndarray, torch.Tensor)):
+        if video.ndim == 4:
+            return [video]  # [F, H, W, C]
+        if video.ndim == 5:
+            return list(video)  # [B, F, H, W, C]
+        raise ValueError(f"a `video` array is [F, H, W, C] or [B, F, H, W, C], got shape {tuple(video.shape)}; "
+                         "pass single pictures as `images=`")
+    if _is_path(video):
+        return [video]  # a video file
+    if isinstance(video, (list, tuple)):
+        if len(video) == 0:
+            raise ValueError("got an empty `video` list; a frame sequence needs at least one frame")
+        if all(isinstance(x, Image.Image) or _is_path(x) or _is_image_array(x) for x in video):
+            return [list(video)]  # one sequence of frames
+        if all(isinstance(x, (list, tuple)) or (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 4)
+               for x in video):
+            return list(video)  # a batch of sequences
+        raise TypeError("`video` is one frame sequence (a list of Pillow images / image files / [H, W, C] arrays, "
+                        "or an [F, H, W, C] array) or a list of such sequences, not a mix")
+    raise TypeError(f"unsupported `video` input {type(video).__name__}: pass a list of frames, an [F, H, W, C] "
+                    "array, a video file, or a batch of those")
+
+
 def prepare_frames(
-    images: ImageInput, fps: float = 30.0, max_seconds: float | None = None, short_side: int | None = None
+    images: ImageInput = None,
+    fps: float = 30.0,
+    max_seconds: float | None = None,
+    short_side: int | None = None,
+    video: ImageInput = None,
 ) -> list[list[Image.Image]]:
-    """Turn any accepted image input into a batch of RGB frame sequences.
+    """Turn the pipeline's `images` or `video` argument into a batch of RGB frame sequences.
+
+    What an input means depends on the argument it comes in, never on its Python type:
+
+    - `images`: single pictures, one sound each: a Pillow image, an image file, an `[H, W, C]`
+      array, a list of those, or a `[B, H, W, C]` array. A video file here is one item too (its
+      frames taken at `fps`).
+    - `video`: frame sequences, one sound each: a list of frames (Pillow images, image files,
+      `[H, W, C]` arrays) or an `[F, H, W, C]` array is one video at `fps`; a list of such
+      sequences or a `[B, F, H, W, C]` array is a batch; a video file path is one video.
+
+    Arrays are uint8 (0..255) or float (0..1), numpy or torch, channels last.
 
     Args:
-        images: one of
-            - a PIL image, an image file path, or an `[H, W, C]` array: one image;
-            - a list of PIL images / `[H, W, C]` arrays, or an `[F, H, W, C]` array: one frame
-              sequence (a video at `fps`);
-            - a video file path: its frames sampled at `fps`;
-            - a list of paths / frame lists / `[F, H, W, C]` arrays, or a `[B, F, H, W, C]` array: a batch.
-            Arrays are uint8 (0..255) or float (0..1), numpy or torch, channels last.
-        fps: frame rate at which video files are sampled.
+        images: single pictures (see above); exactly one of `images` and `video` is given.
+        fps: frame rate of frame sequences and at which video files are sampled.
         max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))` frames;
             frames past that are never decoded or converted.
         short_side: shrink larger frames so that their shorter side has this many pixels (the image
             encoder's input size, `encoder_short_side(processor)`); None keeps every frame's size.
+        video: frame sequences (see above).
 
     Returns:
         `B` lists of `F_b` Pillow RGB images.
     """
+    if (images is None) == (video is None):
+        raise ValueError("pass exactly one of `images` (single pictures) and `video` (frame sequences)")
     check_fps(fps)
     keep = frame_count(max_seconds, fps) if max_seconds is not None else None
-    batch = [_one_item(item, fps, max_seconds, keep, short_side) for item in _split_batch(images)]
+    items = _split_images(images) if images is not None else _split_videos(video)
+    batch = [_one_item(item, fps, max_seconds, keep, short_side) for item in items]
     return [frames[:keep] for frames in batch]

@@ -22,7 +22,7 @@ from diffusers.utils import replace_example_docstring
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection
 
-from im2wav.clip_encoder import CLIPImageProcessor, embed_images
+from im2wav.clip_encoder import CLIPImageProcessor, embed_images, name_pil_processor
 from im2wav.image_processor import check_fps, check_num_waveforms, encoder_short_side, prepare_frames
 from im2wav.media import frame_count
 from im2wav.model_folder import check_pipeline_folder, is_hub_id
@@ -36,6 +36,9 @@ from im2wav.sampling import (
 )
 
 __all__ = ["Im2WavPipeline", "check_pipeline_folder"]
+
+Generator = torch.Generator | list[torch.Generator] | None
+Callback = Callable[[int, int], None]
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -54,7 +57,12 @@ EXAMPLE_DOC_STRING = """
         >>> soundfile.write("dog.wav", audio[0, 0], pipe.sample_rate)
 
         >>> # a video file (frames taken at 30 fps), 8 s of audio, two variations
-        >>> audio = pipe("clip.mp4", audio_length_in_s=8.0, num_waveforms_per_prompt=2).audios  # [2, 1, 128000]
+        >>> audio = pipe(video="clip.mp4", audio_length_in_s=8.0, num_waveforms_per_prompt=2).audios  # [2, 1, 128000]
+
+        >>> # frames you already have are a `video`; a list in `images` is a batch of single pictures
+        >>> frames = [Image.open(f"frame_{k:03d}.png") for k in range(120)]  # 4 s at 30 fps
+        >>> audio = pipe(video=frames, fps=30).audios  # [1, 1, 65536]: one sound for the sequence
+        >>> audio = pipe(images=frames[:2]).audios  # [2, 1, 65536]: one sound per picture
         ```
 """
 
@@ -153,6 +161,7 @@ class Im2WavPipeline(DiffusionPipeline):
         for entry in index.values():
             if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0].startswith("im2wav."):
                 importlib.import_module(entry[0])
+        name_pil_processor()  # a folder saved under transformers 5 names a class 4.x calls otherwise
         return super().from_pretrained(folder, **kwargs)
 
     # ------------------------------------------------------------------------------------------
@@ -231,43 +240,48 @@ class Im2WavPipeline(DiffusionPipeline):
     # 1. images -> CLIP embeddings
 
     def prepare_frames(
-        self, images: ImageInput, fps: float = 30.0, max_seconds: float | None = None
+        self, images: ImageInput = None, fps: float = 30.0, max_seconds: float | None = None, video: ImageInput = None
     ) -> list[list[Image.Image]]:
-        """Turn any accepted image input into a batch of RGB frame sequences, each frame shrunk to the
-        image encoder's input size (which leaves CLIP's result unchanged and memory small).
+        """Turn `images` (single pictures) or `video` (frame sequences) into a batch of RGB frame
+        sequences, each frame shrunk to the image encoder's input size (which leaves CLIP's result
+        unchanged and memory small).
 
         Args:
-            images: any form `encode_images` accepts.
-            fps: frame rate at which video files are sampled.
+            images: single pictures, as `encode_images` takes them.
+            fps: frame rate of frame sequences and at which video files are sampled.
             max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))`
                 frames; frames past that are never decoded.
+            video: frame sequences, as `encode_images` takes them.
 
         Returns:
             `B` lists of `F_b` Pillow RGB images.
         """
         short_side = encoder_short_side(self.feature_extractor)
-        return prepare_frames(images, fps=fps, max_seconds=max_seconds, short_side=short_side)
+        return prepare_frames(images, fps=fps, max_seconds=max_seconds, short_side=short_side, video=video)
 
-    def encode_images(self, images: ImageInput, fps: float = 30.0, max_seconds: float | None = None) -> torch.Tensor:
-        """CLIP-embed every frame: the conditioning of both priors.
+    def encode_images(
+        self, images: ImageInput = None, fps: float = 30.0, max_seconds: float | None = None, video: ImageInput = None
+    ) -> torch.Tensor:
+        """CLIP-embed every frame: the conditioning of both priors. Pass exactly one of `images` and
+        `video`; the argument, not the Python type, says what the input is (docs/pipeline.md).
 
         Args:
-            images: one of
-                - a PIL image, an image file path, or an `[H, W, C]` array: one image;
-                - a list of PIL images / `[H, W, C]` arrays, or an `[F, H, W, C]` array: one frame
-                  sequence (a video at `fps`);
-                - a video file path: its frames sampled at `fps`;
-                - a list of paths / frame lists / `[F, H, W, C]` arrays, or a `[B, F, H, W, C]` array: a batch.
+            images: single pictures, one sound each: a PIL image, an image file, an `[H, W, C]`
+                array, a list of those, or a `[B, H, W, C]` array. A video file here is one item,
+                its frames taken at `fps`.
+            fps: frame rate of `video` frames and at which video files are sampled.
+            max_seconds: keep only the frames of the first `max_seconds` seconds (at `fps`).
+            video: frame sequences, one sound each: a list of frames (PIL images, image files,
+                `[H, W, C]` arrays) or an `[F, H, W, C]` array is one video; a list of such
+                sequences or a `[B, F, H, W, C]` array is a batch; a video file path is one video.
                 Arrays are uint8 (0..255) or float (0..1), numpy or torch, channels last. Frames of
                 different sizes may be mixed: the CLIP processor resizes and centre-crops each one.
                 Every sequence in a batch must end up with the same number of frames.
-            fps: frame rate used to sample video files.
-            max_seconds: keep only the frames of the first `max_seconds` seconds (at `fps`).
 
         Returns:
             `[B, F, D]` float32 L2-normalised CLIP image embeddings.
         """
-        batch = self.prepare_frames(images, fps=fps, max_seconds=max_seconds)
+        batch = self.prepare_frames(images, fps=fps, max_seconds=max_seconds, video=video)
         counts = sorted({len(frames) for frames in batch})
         if len(counts) > 1:
             raise ValueError(
@@ -316,7 +330,14 @@ class Im2WavPipeline(DiffusionPipeline):
         check_sampling_args(temperature, top_k, top_p, guidance_scale)
         check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
         check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
+        return self._sample_low(image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p, generator,
+                                num_waveforms_per_prompt, callback)
 
+    def _sample_low(
+        self, image_embeds: torch.Tensor, audio_length_in_s: float, guidance_scale: float, temperature: float,
+        top_k: int, top_p: float, generator: Generator, num_waveforms_per_prompt: int, callback: Callback | None,
+    ) -> torch.LongTensor:
+        """`sample_low` without the checks (the caller made them)."""
         device = self._execution_device
         embeds = image_embeds.to(device, self.low_prior.dtype).repeat_interleave(
             num_waveforms_per_prompt, dim=0
@@ -366,9 +387,17 @@ class Im2WavPipeline(DiffusionPipeline):
                 f"low_tokens has {rows} rows; image_embeds must have {rows} rows or a divisor of it, got {batch}"
             )
         check_generator(generator, rows)
+        return self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator, callback)
+
+    def _sample_up(
+        self, low_tokens: torch.LongTensor, image_embeds: torch.Tensor, temperature: float, top_k: int, top_p: float,
+        generator: Generator, callback: Callback | None,
+    ) -> torch.LongTensor:
+        """`sample_up` without the checks (the caller made them)."""
         device = self._execution_device
-        embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // batch, dim=0)  # [N, F, D]
-        return sample_up_tokens(
+        rows = low_tokens.shape[0]
+        embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // image_embeds.shape[0], dim=0)
+        return sample_up_tokens(  # embeds: [N, F, D]
             self.up_prior,
             low_tokens.to(device),
             embeds,
@@ -421,6 +450,7 @@ class Im2WavPipeline(DiffusionPipeline):
         top_k: int = 0,
         top_p: float = 1.0,
         fps: float = 30.0,
+        video: ImageInput = None,
         image_embeds: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
@@ -429,11 +459,8 @@ class Im2WavPipeline(DiffusionPipeline):
         r"""Generate audio for images, frame sequences or videos.
 
         Args:
-            images: the condition, in any form `encode_images` accepts (a PIL image, a frame list,
-                a batch of frame lists, numpy/torch arrays `[H, W, C]`, `[F, H, W, C]`,
-                `[B, F, H, W, C]`, image or video paths). Frame sequences cover at most
-                `audio_length_in_s`: frames past `int(audio_length_in_s * fps)` are dropped, and
-                a shorter sequence is stretched over the whole length.
+            images: single pictures, one sound each (a PIL image, an image or video file, an
+                `[H, W, C]` array, a list of those, a `[B, H, W, C]` array); see `encode_images`.
             audio_length_in_s: seconds of audio, at most `max_audio_length` (120 s; the models were
                 trained on 4.096 s windows, longer audio is sampled in overlapping windows).
             guidance_scale: classifier-free guidance scale of the LOW prior (the paper uses 3).
@@ -442,7 +469,11 @@ class Im2WavPipeline(DiffusionPipeline):
             temperature: softmax temperature of both priors.
             top_k: keep the k most likely tokens (0: all).
             top_p: nucleus sampling threshold (1.0: off).
-            fps: frame rate of frame sequences and of the frames taken from video files.
+            fps: frame rate of `video` frames and of the frames taken from video files.
+            video: frame sequences, one sound each (a frame list or `[F, H, W, C]` array is one
+                video, a list of them or `[B, F, H, W, C]` a batch); see `encode_images`. Sequences
+                cover at most `audio_length_in_s`: frames past `int(audio_length_in_s * fps)` are
+                dropped, and a shorter sequence is stretched over the whole length.
             image_embeds: precomputed `[B, F, D]` L2-normalised CLIP embeddings, instead of `images` (frames
                 past `int(audio_length_in_s * fps)` are dropped here too).
             output_type: "np" (numpy), "pt" (torch) or "latent" (the UP tokens `[B, T_up]`, not decoded).
@@ -455,9 +486,10 @@ class Im2WavPipeline(DiffusionPipeline):
         Returns:
             `AudioPipelineOutput` with `audios` `[B * num_waveforms_per_prompt, 1, S]`, or `(audios,)`.
         """
-        # 1. Check inputs
-        if (images is None) == (image_embeds is None):
-            raise ValueError("pass exactly one of `images` and `image_embeds`")
+        # 1. Check inputs (once: the stages below run unchecked)
+        if sum(x is not None for x in (images, video, image_embeds)) != 1:
+            raise ValueError("pass exactly one of `images` (single pictures), `video` (frame sequences) and "
+                             "`image_embeds`")
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         self.check_audio_length(audio_length_in_s)
@@ -467,7 +499,7 @@ class Im2WavPipeline(DiffusionPipeline):
 
         # 2. Encode the images (one CLIP embedding per frame)
         if image_embeds is None:
-            image_embeds = self.encode_images(images, fps=fps, max_seconds=audio_length_in_s)  # [B, F, D]
+            image_embeds = self.encode_images(images, fps=fps, max_seconds=audio_length_in_s, video=video)  # [B, F, D]
         else:
             self._check_image_embeds(image_embeds)
             image_embeds = image_embeds[:, : frame_count(audio_length_in_s, fps)]  # [B, F, D]
@@ -489,29 +521,13 @@ class Im2WavPipeline(DiffusionPipeline):
                 return callback
 
             # 3. Sample LOW tokens (hop 32), classifier-free guided
-            low_tokens = self.sample_low(
-                image_embeds,
-                audio_length_in_s=audio_length_in_s,
-                guidance_scale=guidance_scale,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                generator=generator,
-                num_waveforms_per_prompt=num_waveforms_per_prompt,
-                callback=stage_callback(0),
-            )  # [B*n, T_low]
+            low_tokens = self._sample_low(image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p,
+                                          generator, num_waveforms_per_prompt, stage_callback(0))  # [B*n, T_low]
             progress.update(num_low - progress.n)
 
             # 4. Sample UP tokens (hop 8) conditioned on the LOW tokens
-            up_tokens = self.sample_up(
-                low_tokens,
-                image_embeds,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                generator=generator,
-                callback=stage_callback(num_low),
-            )  # [B*n, 4*T_low]
+            up_tokens = self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator,
+                                        stage_callback(num_low))  # [B*n, 4*T_low]
             progress.update(total_steps - progress.n)
 
         # 5. Decode

@@ -124,10 +124,10 @@ def test_comfyui_image_tensor_is_converted_frame_by_frame(tmp_path):
 def test_frames_past_the_requested_length_are_never_converted():
     frames = np.random.default_rng(0).random((90, 8, 8, 3), dtype=np.float32)
     frames[40] = np.nan  # would be refused if converted
-    kept = prepare_frames(frames, fps=30, max_seconds=1.0)[0]
+    kept = prepare_frames(video=frames, fps=30, max_seconds=1.0)[0]
     assert len(kept) == 30
     with pytest.raises(ValueError, match="NaN or inf"):
-        prepare_frames(frames, fps=30, max_seconds=2.0)
+        prepare_frames(video=frames, fps=30, max_seconds=2.0)
 
 
 def test_shrinking_to_the_encoder_input_leaves_clip_embeddings_unchanged():

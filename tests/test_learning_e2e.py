@@ -150,7 +150,7 @@ def evaluate(pipeline_dir: Path, world, num_waveforms: int = 8, seed: int = 0) -
     pipe.set_progress_bar_config(disable=True)
     window = pipe.low_prior.config.n_ctx * pipe.low_prior.config.hop_length
     judge = CentroidClassifier(real_class_windows(world.classes, window))
-    images = [[Image.open(p).convert("RGB")] for p in world.heldout_images]  # a batch of one-frame clips
+    images = [Image.open(p).convert("RGB") for p in world.heldout_images]  # a batch of single pictures
     labels = np.repeat(world.heldout_labels, num_waveforms)
     results = {"chance": 1.0 / len(world.classes)}
     # diagnostic: real sounds through the VQ-VAE (level 0) must still be recognisable

@@ -25,10 +25,14 @@ PRIOR_PREFIX = "prior."
 
 def _allowed_globals() -> list:
     """The numpy types a `hps['bandwidth']` float64 pickles to, under numpy 2 and numpy 1 names."""
-    scalar = np._core.multiarray.scalar
+    try:
+        from numpy._core.multiarray import scalar  # NumPy 2, and the forward-compatible alias of late 1.26
+    except ImportError:  # NumPy 1.26.0: only the old name; both pickled names are allowed below
+        from numpy.core.multiarray import scalar
     return [
         scalar,
         (scalar, "numpy.core.multiarray.scalar"),  # files written under numpy 1.x
+        (scalar, "numpy._core.multiarray.scalar"),  # files written under numpy 2, read under numpy 1.26
         np.dtype,
         np.dtypes.Float64DType,
     ]
