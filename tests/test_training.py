@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_components import tiny_stage_args
 
 from im2wav.data.shards import DatasetInfo, ShardWriter, to_pcm16
 from im2wav.training import checkpointing
@@ -17,15 +18,9 @@ from im2wav.training.optim import make_optimizer, warmup_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
-# Shrunk far below the "tiny" presets so every script run takes a second or two.
-VQ = ["--preset", "tiny", "--config-overrides",
-      json.dumps({"width": 8, "depth": 1, "emb_width": 8, "l_bins": 16, "multispec_n_fft": [256],
-                  "multispec_hop_length": [64], "multispec_window_size": [256]})]
-LOW = ["--preset", "tiny-low", "--config-overrides",
-       json.dumps({"width": 32, "depth": 3, "vocab_size": 16, "min_duration": 0.1, "blocks": 8})]
-UP = ["--preset", "tiny-up", "--config-overrides",
-      json.dumps({"width": 32, "depth": 3, "vocab_size": 16, "lower_vocab_size": 16, "lower_channels": 8,
-                  "lower_depth": 1, "blocks": 16})]
+VQ = tiny_stage_args("vqvae")
+LOW = tiny_stage_args("low", min_duration=0.1)
+UP = tiny_stage_args("up")
 QUIET = ["--no-progress", "--log-every", "1", "--warmup-steps", "2", "--save-every", "1000"]
 
 
