@@ -14,18 +14,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import sys
 from pathlib import Path
+
+from .errors import USER_ERRORS, UserError, one_line
+from .output_paths import check_outputs
 
 __all__ = ["build_parser", "main"]
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 DEFAULT_SECONDS = 4.096
-
-
-class UserError(Exception):
-    """A problem with the command line or the user's files: reported in one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,9 +93,17 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--seconds must be a positive number, got {args.seconds}")
     if args.num_waveforms < 1:
         raise UserError(f"--num-waveforms must be >= 1, got {args.num_waveforms}")
-    if not (math.isfinite(args.fps) and args.fps > 0):
-        raise UserError(f"--fps must be a positive number, got {args.fps}")
+    from .image_processor import MAX_WAVEFORMS
+    from .media import check_fps
     from .sampling import check_sampling_args
+
+    if args.num_waveforms > MAX_WAVEFORMS:
+        raise UserError(f"--num-waveforms {args.num_waveforms} is over the limit of {MAX_WAVEFORMS} per input; "
+                        "run the command several times with different --seed values")
+    try:
+        check_fps(args.fps)
+    except ValueError as err:
+        raise UserError(f"--{err}") from None
 
     try:  # the library's own checks, reported with the command line's flag names
         check_sampling_args(args.temperature, args.top_k, args.top_p, args.guidance)
@@ -143,16 +151,18 @@ def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
     elif args.spectrogram is not None and not args.spectrogram.parent.is_dir():
         raise UserError(f"the folder of --spectrogram {args.spectrogram} does not exist")
 
-    if not args.overwrite:
-        for source, audio_paths in plan:
-            for audio_path in audio_paths:
-                for path in [
-                    audio_path,
-                    _spectrogram_path(args, audio_path, several),
-                    _video_path(source, audio_path) if args.mux_video else None,
-                ]:
-                    if path is not None and path.exists():
-                        raise UserError(f"{path} already exists; pass --overwrite to replace it")
+    outputs = [
+        path
+        for source, audio_paths in plan
+        for audio_path in audio_paths
+        for path in (
+            audio_path,
+            _spectrogram_path(args, audio_path, several),
+            _video_path(source, audio_path) if args.mux_video else None,
+        )
+        if path is not None
+    ]
+    check_outputs(outputs, inputs + [Path(args.model)], overwrite=args.overwrite)
     return plan
 
 
@@ -175,8 +185,16 @@ def _resolve_device(name: str):
             device = torch.device(name)
         except RuntimeError as err:
             raise UserError(f"--device {name!r} is not a device name (cpu, cuda, cuda:1, mps)") from err
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise UserError(f"--device {name!r} cannot run the model; use cpu, cuda, cuda:N, mps or auto")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("--device cuda was asked for but CUDA is not available; use --device cpu")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise UserError(f"--device {name} does not exist: this machine has {torch.cuda.device_count()} CUDA "
+                            "device(s), numbered from 0")
+        mps = getattr(torch.backends, "mps", None)
+        if device.type == "mps" and not (mps is not None and mps.is_available()):
+            raise UserError("--device mps was asked for but MPS (Apple GPU) is not available; use --device cpu")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -212,7 +230,8 @@ def _quiet_loading():
 def _generate(args: argparse.Namespace) -> None:
     import torch
 
-    from .media import is_video_file, load_image, load_video_frames, mux_audio_into_video, write_audio
+    from .image_processor import encoder_short_side
+    from .media import is_video_file, load_frames, load_video_frames, mux_audio_into_video, write_audio
     from .spectrogram_image import save_spectrogram_png
 
     _check_options(args)
@@ -239,6 +258,7 @@ def _generate(args: argparse.Namespace) -> None:
             pipe = pipe.to(device, dtype)
     except OSError as err:  # hub / file-system failures; the pipeline's own checks raise ValueError
         raise UserError(f"cannot load the model {args.model}: {str(err).splitlines()[0]}") from err
+    short_side = encoder_short_side(pipe.feature_extractor)
     limit = pipe.max_audio_length
     if args.seconds is not None and args.seconds > limit:
         raise UserError(f"--seconds {args.seconds} is longer than the {limit:g} s limit; generate shorter pieces")
@@ -249,11 +269,12 @@ def _generate(args: argparse.Namespace) -> None:
 
     for source, audio_paths in plan:
         if kinds[source]:
-            video = load_video_frames(source, fps=args.fps, max_seconds=args.seconds or limit)
+            video = load_video_frames(source, fps=args.fps, max_seconds=args.seconds or limit, short_side=short_side)
             images: object = video.frames
             seconds = args.seconds or video.duration
         else:
-            images = load_image(source)
+            # load_frames names what the file is when it is not an image (audio only, truncated video, ...)
+            images = load_frames(source, short_side=short_side)[0]
             seconds = args.seconds or DEFAULT_SECONDS
         generator = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(seed)
         audios = pipe(
@@ -269,31 +290,37 @@ def _generate(args: argparse.Namespace) -> None:
             output_type="np",
         ).audios  # [n, 1, S]
         for audio, audio_path in zip(audios, audio_paths):
-            write_audio(audio_path, audio[0], pipe.sample_rate)
+            write_audio(audio_path, audio[0], pipe.sample_rate, overwrite=args.overwrite)
             written = [audio_path]
             spectrogram_path = _spectrogram_path(args, audio_path, several)
             if spectrogram_path is not None:
-                save_spectrogram_png(spectrogram_path, audio[0], pipe.sample_rate)
+                save_spectrogram_png(spectrogram_path, audio[0], pipe.sample_rate, overwrite=args.overwrite)
                 written.append(spectrogram_path)
             if args.mux_video:
+                video_out = _video_path(source, audio_path)
                 written.append(
-                    mux_audio_into_video(source, audio[0], pipe.sample_rate, _video_path(source, audio_path))
+                    mux_audio_into_video(source, audio[0], pipe.sample_rate, video_out, overwrite=args.overwrite)
                 )
             print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("IM2WAV_DEBUG", "") not in ("", "0")
+    args = build_parser().parse_args([arg for arg in argv if arg != "--debug"])
     try:
         if args.command == "generate":
             _generate(args)
     except KeyboardInterrupt:
+        if debug:
+            raise
         print("im2wav: interrupted; no partial output files were left", file=sys.stderr)
         return 130
-    except (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"im2wav: error: {message}", file=sys.stderr)
+    except USER_ERRORS as err:  # user errors in one line; --debug / IM2WAV_DEBUG=1 shows the traceback
+        if debug:
+            raise
+        print(f"im2wav: error: {one_line(err)}", file=sys.stderr)
         return 2
     return 0
 

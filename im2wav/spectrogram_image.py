@@ -57,10 +57,13 @@ def spectrogram_image(
     return Image.fromarray(_LUT[index], mode="RGB")
 
 
-def save_spectrogram_png(path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int) -> None:
-    """Write `spectrogram_image(audio, sample_rate)` to a PNG file, atomically."""
+def save_spectrogram_png(
+    path: str | os.PathLike, audio: np.ndarray | torch.Tensor, sample_rate: int, overwrite: bool = True
+) -> None:
+    """Write `spectrogram_image(audio, sample_rate)` to a PNG file, atomically (an existing file is
+    replaced only when `overwrite`)."""
     from .atomic_files import atomic_output
 
     image = spectrogram_image(audio, sample_rate)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         image.save(tmp, format="PNG")

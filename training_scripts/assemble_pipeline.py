@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 
+from im2wav.errors import run_main
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -24,7 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="CLIP checkpoint (folder or hub id); default: the one named in --dataset's info.json")
     parser.add_argument("--dataset", default=None, help="prepared dataset, to read the CLIP checkpoint it used")
     parser.add_argument("--use-ema", action="store_true", help="take the EMA weights of training checkpoints when saved")
-    parser.add_argument("--out", required=True, help="pipeline folder to write")
+    parser.add_argument("--out", required=True, help="pipeline folder to write (must not exist, unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it is an existing pipeline folder (never any other folder)")
     return parser.parse_args(argv)
 
 
@@ -33,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     from im2wav.training.assemble import assemble_pipeline
 
     out = assemble_pipeline(args.vqvae, args.low, args.up, args.out, clip=args.clip, dataset=args.dataset,
-                            use_ema=args.use_ema)
+                            use_ema=args.use_ema, overwrite=args.overwrite)
     print(json.dumps({"pipeline": str(out)}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from im2wav.errors import run_main
+
 REPO = Path(__file__).resolve().parents[1]
 SOUNDS = "low_tone,fifth,high_tone"
 
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tokens", work / "tokens", "--run-dir", work / "up", "--batch-size", 4, "--max-steps", args.up_steps,
         "--lr", 1e-3, "--warmup-steps", 50, "--lr-decay", "cosine", *seed, *quiet)
     run(scripts / "assemble_pipeline.py", "--vqvae", work / "vqvae", "--low", work / "low", "--up", work / "up",
-        "--dataset", work / "data", "--out", args.out)
+        "--dataset", work / "data", "--out", args.out, "--overwrite")  # rebuilding replaces the bundled model
     card = (
         "# im2wav default model (synthetic world)\n\n"
         "A tiny im2wav (5 MB) trained on the synthetic world of `im2wav.data.synthetic`: a red circle sounds "
@@ -99,4 +101,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -15,12 +15,15 @@ The file is read without unpickling code (`im2wav.convert.read_original_checkpoi
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from torch import nn
 
 from im2wav.convert import load_original_checkpoint
 from im2wav.atomic_files import atomic_folder
+from im2wav.errors import run_main
+from im2wav.output_paths import check_output_folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,21 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--up", type=Path, help="whole-pipeline mode: the UP prior .pth.tar (default: None)")
     parser.add_argument("--clip", help="whole-pipeline mode: CLIP ViT-B/32 folder or hub id (default: None)")
     parser.add_argument("--out", type=Path, required=True, help="output folder for from_pretrained (default: required)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: False)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out if it exists and is a model folder; never a folder holding an input "
+                             "(default: False)")
     return parser
 
 
-def save_atomically(model: nn.Module, out: Path, overwrite: bool = False) -> None:
+# An existing --out is replaced (with --overwrite) only when it is a model folder, as this script writes.
+MODEL_FOLDER_MARKERS = ("config.json", "model_index.json")
+
+
+def save_atomically(model: nn.Module, out: Path, overwrite: bool = False, inputs: list[Path] | None = None) -> None:
     """`model.save_pretrained` into a temporary sibling of `out`, then rename it to `out`.
 
     Args:
         model: a diffusers `ModelMixin` (or anything with `save_pretrained(path)`).
         out: the final folder.
-        overwrite: replace an existing `out`; otherwise an existing `out` is an error.
+        overwrite: replace an existing `out` (a model folder); otherwise an existing `out` is an error.
+        inputs: the files the conversion read; an `out` holding one of them is never replaced.
     """
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite=overwrite, inputs=inputs or [], marker_files=MODEL_FOLDER_MARKERS) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
 
 
@@ -55,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     pipeline_args = {"--low": args.low, "--up": args.up, "--clip": args.clip}
+    inputs = [p for p in (args.checkpoint, args.vqvae, args.low, args.up) if p is not None]
+    if args.clip is not None and Path(args.clip).exists():
+        inputs.append(Path(args.clip))
+    # Before the (long) conversion: an --out that may not be written fails now, not at the end.
+    check_output_folder(args.out, overwrite=args.overwrite, inputs=inputs, marker_files=MODEL_FOLDER_MARKERS)
     if args.vqvae is not None:
         missing = [name for name, value in pipeline_args.items() if value is None]
         if missing:
@@ -67,9 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         if given:
             parser.error(f"{' '.join(given)} belong to the whole-pipeline mode (--vqvae ...), not --checkpoint")
         model = load_original_checkpoint(args.checkpoint)
-    save_atomically(model, args.out, args.overwrite)
+    save_atomically(model, args.out, args.overwrite, inputs)
     print(f"wrote {type(model).__name__} to {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

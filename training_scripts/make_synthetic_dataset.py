@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from im2wav.errors import run_main
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from im2wav.data.synthetic import SOUND_KINDS
@@ -51,4 +53,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))
