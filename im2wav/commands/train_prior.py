@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         prog: program name for the usage line.
     """
     args = parse_args(argv, prog)
+    from ..training.arguments import prior_run_config
     from ..training.runs import train_prior_run
 
-    print(json.dumps(train_prior_run(args)))
+    print(json.dumps(train_prior_run(prior_run_config(args))))
     return 0

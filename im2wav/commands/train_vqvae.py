@@ -1,7 +1,7 @@
 """Train (or fine-tune) the hierarchical VQ-VAE on a prepared dataset.
 
 The data statistics the losses are normalised by (`bandwidth_*`) are measured on the training
-windows of a fresh run and stored in the model config.
+windows of every new run and stored in the run's config and checkpoints (not in the model).
 
 examples:
   im2wav train-vqvae --dataset data/prepared --run-dir runs/vqvae --preset paper
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         prog: program name for the usage line.
     """
     args = build_parser(prog).parse_args(argv)
+    from ..training.arguments import vqvae_run_config
     from ..training.runs import train_vqvae_run
 
-    print(json.dumps(train_vqvae_run(args)))
+    print(json.dumps(train_vqvae_run(vqvae_run_config(args))))
     return 0
