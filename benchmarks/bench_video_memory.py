@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +51,8 @@ def synthesize_video(path: Path, seconds: float, width: int, height: int, fps: i
     import av
     import numpy as np
 
+    from im2wav.audio_files import mux_frames
+
     with av.open(str(path), mode="w") as output:
         stream = output.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -59,17 +60,15 @@ def synthesize_video(path: Path, seconds: float, width: int, height: int, fps: i
         if stream.codec_context.name == "libx264":
             stream.options = {"preset": "ultrafast"}
         planes = np.full((height * 3 // 2, width), 128, dtype=np.uint8)  # Y plane, then U and V rows
-        for k in range(int(seconds * fps)):
-            planes[:height] = 60
-            start = (k * width // (2 * fps)) % width
-            planes[:height, start : start + width // 10] = 200
-            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            frame.pts = k
-            frame.time_base = Fraction(1, fps)
-            for packet in stream.encode(frame):
-                output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
+
+        def frames():
+            for k in range(int(seconds * fps)):
+                planes[:height] = 60
+                start = (k * width // (2 * fps)) % width
+                planes[:height, start : start + width // 10] = 200
+                yield av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+        mux_frames(output, stream, frames(), fps)
     return path
 
 

@@ -25,6 +25,7 @@ from .atomic_files import atomic_output
 __all__ = [
     "AUDIO_EXTENSIONS",
     "encode_audio_stream",
+    "mux_frames",
     "mux_audio_into_video",
     "open_container",
     "read_audio_track",
@@ -180,13 +181,30 @@ def encode_audio_stream(output, stream, audio: np.ndarray, sample_rate: int) -> 
     """
     import av
 
-    frame_size = 1024
-    for start in range(0, len(audio), frame_size):
-        chunk = np.ascontiguousarray(audio[None, start : start + frame_size], dtype=np.float32)  # (1, S)
-        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
-        frame.sample_rate = sample_rate
-        frame.pts = start
-        frame.time_base = Fraction(1, sample_rate)
+    def frames():
+        frame_size = 1024
+        for start in range(0, len(audio), frame_size):
+            chunk = np.ascontiguousarray(audio[None, start : start + frame_size], dtype=np.float32)  # (1, S)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            frame.sample_rate = sample_rate
+            yield frame
+
+    mux_frames(output, stream, frames(), sample_rate, step=1024)
+
+
+def mux_frames(output, stream, frames, rate: float, step: int = 1) -> None:
+    """Encode PyAV frames into `stream` of `output`, frame k at time `k * step / rate`, then flush.
+
+    Args:
+        output: the open PyAV output container.
+        stream: its video or audio stream.
+        frames: an iterable of `av.VideoFrame` or `av.AudioFrame`.
+        rate: the time base's rate (frames per second; samples per second for audio).
+        step: time-base units per frame (1 for video; samples per frame for audio).
+    """
+    for k, frame in enumerate(frames):
+        frame.pts = k * step
+        frame.time_base = Fraction(1, int(rate))
         for packet in stream.encode(frame):
             output.mux(packet)
     for packet in stream.encode(None):

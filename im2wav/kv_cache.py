@@ -174,34 +174,20 @@ class PriorKVCache(nn.Module):
     Allocated once per generation (`Im2WavPrior.new_kv_cache`); every buffer is written in place.
 
     Args:
-        kinds: attention kind of each layer, in order.
-        batch_size, heads, head_dim, n_ctx, block_ctx, dtype, device: see `SparseKVCache`.
+        layers: one `SparseKVCache` per transformer layer, in order (batch, dtype and device are theirs).
+        n_ctx: context length of the prior.
         width: model width `D` (of the conditioning buffers).
     """
 
-    def __init__(
-        self,
-        kinds: list[str],
-        batch_size: int,
-        heads: int,
-        head_dim: int,
-        n_ctx: int,
-        block_ctx: int,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-        width: int | None = None,
-    ):
+    def __init__(self, layers: list[SparseKVCache], n_ctx: int, width: int):
         super().__init__()
-        self.layers = nn.ModuleList(
-            SparseKVCache(kind, batch_size, heads, head_dim, n_ctx, block_ctx, dtype, device) for kind in kinds
-        )
-        width = width if width is not None else heads * head_dim
+        self.layers = nn.ModuleList(layers)
+        kv = layers[0].kv
+        batch_size, kw = kv.shape[2], dict(dtype=kv.dtype, device=kv.device)
         # the window's conditioning: start-token input [B, D] and x_cond of every position, positions
         # first [n_ctx, B, D] so a step reads its row with a contiguous `index_select`
-        self.register_buffer("start", _static(torch.zeros(batch_size, width, dtype=dtype, device=device)),
-                             persistent=False)
-        self.register_buffer("x_cond", _static(torch.zeros(n_ctx, batch_size, width, dtype=dtype, device=device)),
-                             persistent=False)
+        self.register_buffer("start", _static(torch.zeros(batch_size, width, **kw)), persistent=False)
+        self.register_buffer("x_cond", _static(torch.zeros(n_ctx, batch_size, width, **kw)), persistent=False)
 
     def set_condition(self, start: torch.Tensor, x_cond: torch.Tensor) -> None:
         """Store a window's conditioning: `start` [B, D], `x_cond` [B, T, D] (T <= n_ctx; the rest is zeroed)."""

@@ -10,7 +10,6 @@ or call `build_tiny_pipeline()` / `make_test_video()` directly.
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
+from im2wav.audio_files import encode_audio_stream, mux_frames
 from im2wav.clip_encoder import tiny_clip_vision
-from im2wav.media import encode_audio_stream
 from im2wav.models.prior import Im2WavPrior
 from im2wav.models.vqvae import HierarchicalVQVAE
 
@@ -102,16 +101,9 @@ def make_test_video(
         video = output.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = output.add_stream("aac", rate=audio_rate, layout="mono") if audio_rate else None
-        for k in range(num_frames):
-            level = int(20 + 200 * k / max(1, num_frames - 1))
-            pixels = np.full((height, width, 3), level, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            frame.pts = k
-            frame.time_base = Fraction(1, fps)
-            for packet in video.encode(frame):
-                output.mux(packet)
-        for packet in video.encode(None):
-            output.mux(packet)
+        levels = (int(20 + 200 * k / max(1, num_frames - 1)) for k in range(num_frames))
+        mux_frames(output, video, (av.VideoFrame.from_ndarray(np.full((height, width, 3), level, dtype=np.uint8),
+                                                              format="rgb24") for level in levels), fps)
         if audio is not None:
             t = np.arange(int(seconds * audio_rate)) / audio_rate
             tone = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)

@@ -164,18 +164,14 @@ class TransformersAudioClassifier:
     def logits(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
         """Classifier logits `[B, K]` (float32, CPU).
 
-        Args:
-            audios: mono clips, see `prepare_waveforms`.
-            sample_rate: their rate in Hz.
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         return torch.cat([self.model(**inputs).logits.float().cpu() for inputs in self._batches(audios, sample_rate)])
 
     def class_probabilities(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
         """Class probabilities `[B, K]`: softmax of the logits, or sigmoid when `multi_label`.
 
-        Args:
-            audios: mono clips, see `prepare_waveforms`.
-            sample_rate: their rate in Hz.
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         logits = self.logits(audios, sample_rate)
         return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
@@ -186,9 +182,7 @@ class TransformersAudioClassifier:
         classification head reads (for AST, the mean of the CLS and distillation tokens); the mean
         of the last hidden states over time for models without a pooler.
 
-        Args:
-            audios: mono clips, see `prepare_waveforms`.
-            sample_rate: their rate in Hz.
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         chunks = []
         for inputs in self._batches(audios, sample_rate):
@@ -272,9 +266,7 @@ class CallableClipAudioEncoder:
 
         Clips of different lengths are encoded one at a time (no padding that would change them).
 
-        Args:
-            audios: mono clips, see `prepare_waveforms`.
-            sample_rate: their rate in Hz.
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         clips = prepare_waveforms(audios, sample_rate, self.sample_rate)
         if len({clip.shape[0] for clip in clips}) == 1:

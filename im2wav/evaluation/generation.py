@@ -163,13 +163,9 @@ def generate_missing(
             groups = [(todo, torch.cat(embeds))] if same_frames else [([j], e) for j, e in zip(todo, embeds)]
             for jobs, image_embeds in groups:
                 generators = [torch.Generator(device=pipe.device).manual_seed(job.seed) for job in jobs]
-                audios = pipe(
-                    image_embeds=image_embeds,
-                    audio_length_in_s=audio_length_in_s,
-                    guidance_scale=guidance_scale,
-                    generator=generators,
-                    output_type="pt",
-                ).audios.float().cpu()  # [B, 1, S]
+                out = pipe(image_embeds=image_embeds, audio_length_in_s=audio_length_in_s,
+                           guidance_scale=guidance_scale, generator=generators, output_type="pt")
+                audios = out.audios.float().cpu()  # [B, 1, S]
                 for job, audio, frames in zip(jobs, audios, image_embeds):
                     cache.write(job, audio, frames, pipe.sample_rate)
                 generated += len(jobs)

@@ -80,9 +80,7 @@ class PasstTagger:
     def logits(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
         """`[B, K]` float32 logits on the CPU, the mean over each clip's windows.
 
-        Args:
-            audios: mono clips, see `prepare_waveforms`.
-            sample_rate: their rate in Hz.
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         clips = prepare_waveforms(audios, sample_rate, self.sample_rate)
         windows: list[torch.Tensor] = []
@@ -109,9 +107,7 @@ class PasstTagger:
     def class_probabilities(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
         """`[B, K]` softmax (or, with `multi_label`, sigmoid) of `logits`.
 
-        Args:
-            audios: mono clips, see `prepare_waveforms`.
-            sample_rate: their rate in Hz.
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         logits = self.logits(audios, sample_rate)
         return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)

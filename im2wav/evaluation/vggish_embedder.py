@@ -71,9 +71,7 @@ class VggishEmbedder:
     def embed(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
         """`[N, 128]` float32 embeddings on the CPU: the examples of clip 0, then of clip 1, ...
 
-        Args:
-            audios: mono clips, see `prepare_waveforms`.
-            sample_rate: their rate in Hz.
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         clips = prepare_waveforms(audios, sample_rate, self.sample_rate)
         examples = torch.cat([self.examples(pad_to_length(clip, VGGISH_MIN_SAMPLES)) for clip in clips])  # [N, 1, 96, 64]

@@ -25,7 +25,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
-from ..kv_cache import PriorKVCache
+from ..kv_cache import PriorKVCache, SparseKVCache
 from .prior_conditioning import ClipMLP, LowerTokenConditioner, TimeSignal, token_to_frame
 from .sparse_attention import TransformerLayer, attention_kind
 
@@ -181,10 +181,10 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             device: where decoding runs (default: the prior's; pass the execution device when the
                 prior is offloaded and moves there on its first call).
         """
-        attn = self.layers[0].attn
-        return PriorKVCache([layer.attn.kind for layer in self.layers], batch_size, attn.heads, attn.head_dim,
-                            self.config.n_ctx, self.block_ctx, dtype or self.dtype, device or self.device,
-                            width=self.config.width)
+        c, dtype, device = self.config, dtype or self.dtype, device or self.device
+        layers = [SparseKVCache(layer.attn.kind, batch_size, layer.attn.heads, layer.attn.head_dim, c.n_ctx,
+                                self.block_ctx, dtype, device) for layer in self.layers]
+        return PriorKVCache(layers, c.n_ctx, c.width)
 
     # ----------------------------------------------------------------------------------------
     # conditioning
