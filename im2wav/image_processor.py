@@ -24,6 +24,7 @@ from PIL import Image
 from im2wav.media import MAX_IMAGE_PIXELS, check_fps, frame_count, is_video_file, load_frames, load_image, resize_short_side
 
 __all__ = [
+    "check_image_embeds",
     "MAX_WAVEFORMS",
     "ImageInput",
     "array_to_images",
@@ -287,3 +288,24 @@ def prepare_frames(
     items = _split_images(images) if images is not None else _split_videos(video)
     batch = [_one_item(item, fps, max_seconds, keep, short_side) for item in items]
     return [frames[:keep] for frames in batch]
+
+
+def check_image_embeds(image_embeds: torch.Tensor, dim: int) -> None:
+    """Raise unless `image_embeds` is a finite, L2-normalised float tensor [B, F, dim] (CLIP per frame).
+
+    Args:
+        image_embeds: precomputed embeddings passed to the pipeline.
+        dim: the CLIP width the priors expect.
+    """
+    if not isinstance(image_embeds, torch.Tensor):
+        raise TypeError(f"image_embeds must be a torch.Tensor [B, F, D], got {type(image_embeds).__name__}")
+    if image_embeds.ndim != 3 or image_embeds.shape[0] < 1 or image_embeds.shape[1] < 1 or image_embeds.shape[2] != dim:
+        raise ValueError(f"image_embeds must be [B, F, {dim}] (one CLIP embedding per frame; an image is F=1), "
+                         f"got {tuple(image_embeds.shape)}")
+    if not torch.isfinite(image_embeds).all():
+        raise ValueError("image_embeds contain NaN or inf")
+    norms = image_embeds.float().norm(dim=-1)
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-2):
+        raise ValueError("image_embeds must be L2-normalised CLIP embeddings (norms are "
+                         f"{norms.min().item():.3g}..{norms.max().item():.3g}); "
+                         "pass torch.nn.functional.normalize(x, dim=-1)")

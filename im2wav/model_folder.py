@@ -13,13 +13,15 @@ here instead of failing later as a meta-tensor error deep inside the loader.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from pathlib import Path
 
 import torch
 
-__all__ = ["COMPONENT_FILES", "check_pipeline_folder", "is_hub_id", "safetensors_shapes"]
+__all__ = ["COMPONENT_FILES", "check_pipeline_folder", "import_component_modules", "is_hub_id", "resolve_pipeline_folder",
+           "safetensors_shapes"]
 
 # Components a pipeline folder must hold, with the file that proves each one was saved.
 COMPONENT_FILES = {
@@ -143,3 +145,41 @@ def check_pipeline_folder(folder: str | os.PathLike) -> None:
             raise ValueError(f"the {name!r} component in {subfolder} has no weights file (*.safetensors)")
         if safetensors_files:
             _check_weights_match_config(name, subfolder, safetensors_files)
+
+
+def resolve_pipeline_folder(name_or_path: str | os.PathLike, kwargs: dict) -> Path:
+    """The local folder of a pipeline: `name_or_path` itself, or a Hugging Face Hub repo id downloaded
+    with `huggingface_hub.snapshot_download` (the hub options `revision`, `cache_dir`, `token` and
+    `local_files_only` are taken out of `kwargs`).
+
+    Raises:
+        ValueError: not a folder and not a hub id. FileNotFoundError: the download failed.
+    """
+    name = str(name_or_path)
+    folder = Path(os.path.expanduser(name))
+    if folder.is_dir():
+        return folder
+    if not is_hub_id(name) or folder.exists():
+        raise ValueError(f"pipeline folder not found: {name} (pass a folder made by save_pretrained or a hub id)")
+    from huggingface_hub import snapshot_download
+
+    hub_kwargs = {k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs}
+    try:
+        return Path(snapshot_download(name, **hub_kwargs))
+    except Exception as err:  # noqa: BLE001 - network, auth and missing-repo errors of the hub client
+        raise FileNotFoundError(
+            f"pipeline folder not found: {name} is not a local folder, and fetching it as a Hugging Face "
+            f"Hub repo id failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+            "Check the path, or the repo id and your connection"
+        ) from err
+
+
+def import_component_modules(folder: Path) -> None:
+    """Import the im2wav modules `model_index.json` names (diffusers resolves classes from sys.modules).
+
+    Only modules of this package are imported.
+    """
+    index = _read_json_object(folder / "model_index.json")
+    for entry in index.values():
+        if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0].startswith("im2wav."):
+            importlib.import_module(entry[0])

@@ -6,13 +6,10 @@ wrappers can run them one at a time; `__call__` strings them together.
 
 from __future__ import annotations
 
-import importlib
-import json
 import math
 import numbers
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,9 +21,11 @@ from transformers import CLIPVisionModelWithProjection
 
 from im2wav.clip_encoder import CLIPImageProcessor, embed_images, name_pil_processor
 from im2wav.decoding import decode_threads
-from im2wav.image_processor import check_fps, check_num_waveforms, encoder_short_side, prepare_frames
+from im2wav.image_processor import (
+    check_fps, check_image_embeds, check_num_waveforms, encoder_short_side, prepare_frames,
+)
 from im2wav.media import frame_count
-from im2wav.model_folder import check_pipeline_folder, is_hub_id
+from im2wav.model_folder import check_pipeline_folder, import_component_modules, resolve_pipeline_folder
 from im2wav.models.prior import Im2WavPrior
 from im2wav.models.vqvae import HierarchicalVQVAE
 from im2wav.sampling import (
@@ -134,34 +133,9 @@ class Im2WavPipeline(DiffusionPipeline):
         keyword arguments (`torch_dtype`, components to substitute, ...) go to
         `DiffusionPipeline.from_pretrained`.
         """
-        name = str(pretrained_model_name_or_path)
-        folder = Path(os.path.expanduser(name))
-        if not folder.is_dir():
-            if not is_hub_id(name) or folder.exists():
-                raise ValueError(
-                    f"pipeline folder not found: {name} (pass a folder made by save_pretrained or a hub id)"
-                )
-            from huggingface_hub import snapshot_download
-
-            hub_kwargs = {
-                k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs
-            }
-            try:
-                folder = Path(snapshot_download(name, **hub_kwargs))
-            except Exception as err:  # noqa: BLE001 - network, auth and missing-repo errors of the hub client
-                raise FileNotFoundError(
-                    f"pipeline folder not found: {name} is not a local folder, and fetching it as a Hugging Face "
-                    f"Hub repo id failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
-                    "Check the path, or the repo id and your connection"
-                ) from err
+        folder = resolve_pipeline_folder(pretrained_model_name_or_path, kwargs)  # a hub id is downloaded
         check_pipeline_folder(folder)
-
-        # model_index.json names im2wav's own classes by module path; diffusers only resolves such
-        # modules from sys.modules, so import them here (only modules of this package are imported).
-        index = json.loads((folder / "model_index.json").read_text())
-        for entry in index.values():
-            if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0].startswith("im2wav."):
-                importlib.import_module(entry[0])
+        import_component_modules(folder)
         name_pil_processor()  # a folder saved under transformers 5 names a class 4.x calls otherwise
         return super().from_pretrained(folder, **kwargs)
 
@@ -215,27 +189,7 @@ class Im2WavPipeline(DiffusionPipeline):
             )
 
     def _check_image_embeds(self, image_embeds: torch.Tensor) -> None:
-        if not isinstance(image_embeds, torch.Tensor):
-            raise TypeError(f"image_embeds must be a torch.Tensor [B, F, D], got {type(image_embeds).__name__}")
-        dim = self.low_prior.config.clip_dim
-        if (
-            image_embeds.ndim != 3
-            or image_embeds.shape[0] < 1
-            or image_embeds.shape[1] < 1
-            or image_embeds.shape[2] != dim
-        ):
-            raise ValueError(
-                f"image_embeds must be [B, F, {dim}] (one CLIP embedding per frame; an image is F=1), "
-                f"got {tuple(image_embeds.shape)}"
-            )
-        if not torch.isfinite(image_embeds).all():
-            raise ValueError("image_embeds contain NaN or inf")
-        norms = image_embeds.float().norm(dim=-1)
-        if not torch.allclose(norms, torch.ones_like(norms), atol=1e-2):
-            raise ValueError(
-                "image_embeds must be L2-normalised CLIP embeddings (norms are "
-                f"{norms.min().item():.3g}..{norms.max().item():.3g}); pass torch.nn.functional.normalize(x, dim=-1)"
-            )
+        check_image_embeds(image_embeds, self.low_prior.config.clip_dim)
 
     # ------------------------------------------------------------------------------------------
     # 1. images -> CLIP embeddings
