@@ -1,6 +1,7 @@
-"""Write the synthetic audio-visual world: K picture classes paired with K different sounds, as mp4.
+"""Write a synthetic audio-visual world: K picture classes paired with K different sounds, as mp4.
 
     python training_scripts/make_synthetic_dataset.py --out world/ --num-classes 3 --clips-per-class 8
+    python training_scripts/make_synthetic_dataset.py --out world/ --world patterns --clips-per-class 12
     python training_scripts/prepare_dataset.py --input world/videos --out world_prepared --clip-model ...
 
 Deterministic from --seed. Writes videos/*.mp4 (h264 or mpeg4 + AAC), heldout/*.png (+ .wav),
@@ -15,13 +16,17 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from im2wav.data.synthetic import SOUND_KINDS
+    from im2wav.data.synthetic import SOUND_KINDS, WORLDS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--num-classes", type=int, default=3, help=f"K (at most {len(SOUND_KINDS)})")
+    parser.add_argument("--world", choices=WORLDS, default="shapes",
+                        help="shapes: colour tells K classes apart; patterns: 6 classes, some told apart by pattern alone")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help=f"K of the shapes world (default 3, at most {len(SOUND_KINDS)}); patterns has 6")
     parser.add_argument("--sounds", default=None,
-                        help=f"comma-separated sound of each class (default: the first K of {','.join(SOUND_KINDS)})")
+                        help=f"shapes world: comma-separated sound of each class (default: the first K of "
+                             f"{','.join(SOUND_KINDS)})")
     parser.add_argument("--clips-per-class", type=int, default=8, help="training videos per class")
     parser.add_argument("--heldout-per-class", type=int, default=2, help="held-out still images per class")
     parser.add_argument("--mismatched-per-class", type=int, default=0,
@@ -40,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from im2wav.data.synthetic import make_synthetic_dataset
 
     world = make_synthetic_dataset(
-        args.out, num_classes=args.num_classes, clips_per_class=args.clips_per_class,
+        args.out, num_classes=args.num_classes, world=args.world,
+        clips_per_class=args.clips_per_class,
         heldout_per_class=args.heldout_per_class, duration_s=args.duration, fps=args.fps,
         sample_rate=args.sample_rate, size=args.size, seed=args.seed, video_codec=args.video_codec,
         sounds=args.sounds.split(",") if args.sounds else None, mismatched_per_class=args.mismatched_per_class,
