@@ -78,6 +78,8 @@ class SyntheticClass:
         sound: the sound family (one of `SOUND_KINDS`).
         pattern: the background's pattern (one of `PATTERNS`): `plain`, or the background colour
             alternating with a darker shade of it in stripes, a checkerboard or dots.
+        floor_db: the soundtrack's noise floor below the sound's RMS (see `synthesize_sound`);
+            None: clean.
     """
 
     name: str
@@ -86,6 +88,7 @@ class SyntheticClass:
     shape_colour: tuple[int, int, int]
     sound: str
     pattern: str = "plain"
+    floor_db: float | None = None
 
 
 @dataclass
@@ -134,6 +137,9 @@ def class_specs(num_classes: int, sounds: tuple[str, ...] | list[str] | None = N
     ]
 
 
+# The `patterns` world's soundtracks sit on a faint white noise floor, as recordings do: what tells
+# its sounds apart is then the audible shape of their spectra and envelopes, not bands 80 dB down.
+PATTERN_WORLD_FLOOR_DB = -30.0
 # The `patterns` world: (pattern, background, shape, shape colour, sound); rows 2k and 2k + 1 share
 # colours and shape and differ in pattern only.
 _PATTERN_WORLD = (
@@ -146,10 +152,14 @@ _PATTERN_WORLD = (
 )
 
 
-def pattern_world_specs() -> list[SyntheticClass]:
-    """The six classes of the `patterns` world (see the module docstring)."""
+def pattern_world_specs(floor_db: float | None = PATTERN_WORLD_FLOOR_DB) -> list[SyntheticClass]:
+    """The six classes of the `patterns` world (see the module docstring).
+
+    Args:
+        floor_db: the soundtracks' noise floor below the sound's RMS (see `synthesize_sound`).
+    """
     return [SyntheticClass(name=f"{sound}_{pattern}_{shape}", background=bg, shape=shape, shape_colour=fg,
-                           sound=sound, pattern=pattern)
+                           sound=sound, pattern=pattern, floor_db=floor_db)
             for pattern, bg, shape, fg, sound in _PATTERN_WORLD]
 
 
@@ -263,7 +273,8 @@ def _bandpass_noise(num_samples: int, sample_rate: int, low_hz: float, high_hz: 
     return np.fft.irfft(spectrum, n=num_samples)
 
 
-def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.random.Generator,
+                     floor_db: float | None = None) -> np.ndarray:
     """One clip of a sound family, with small per-clip jitter (pitch, phase, rate).
 
     Args:
@@ -271,6 +282,8 @@ def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.rand
         num_samples: length S.
         sample_rate: in Hz.
         rng: the clip's random generator.
+        floor_db: when set, white background noise this many dB below the sound's RMS is added (a
+            recording's noise floor); None leaves the sound clean (bands outside it ~80 dB down).
 
     Returns:
         float32 array [S], peak 0.5.
@@ -307,6 +320,8 @@ def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.rand
     else:
         raise ValueError(f"unknown sound kind {kind!r}; expected one of {SOUND_KINDS}")
     x = np.asarray(x, dtype=np.float64)
+    if floor_db is not None:
+        x = x + rng.standard_normal(num_samples) * np.sqrt(np.mean(x**2)) * 10 ** (floor_db / 20)
     return (0.5 * x / max(np.abs(x).max(), 1e-8)).astype(np.float32)
 
 
@@ -412,8 +427,8 @@ def make_synthetic_dataset(
         for i in range(clips_per_class + heldout_per_class):
             rng = np.random.default_rng([seed, c, i])
             frames = render_frames(spec, num_frames, size, rng)
-            sound = specs[(c + 1) % len(specs)].sound if i < mismatched_per_class else spec.sound
-            audio = synthesize_sound(sound, num_samples, sample_rate, rng)
+            heard = specs[(c + 1) % len(specs)] if i < mismatched_per_class else spec
+            audio = synthesize_sound(heard.sound, num_samples, sample_rate, rng, heard.floor_db)
             stem = f"{spec.name}_{i:03d}"
             if i < clips_per_class:
                 path = root / "videos" / f"{stem}.mp4"
