@@ -133,7 +133,7 @@ def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, step
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if log_every and (step + 1) % log_every == 0:
             print(json.dumps({"step": step + 1, "loss": round(float(np.mean(losses[-log_every:])), 4)}), flush=True)
     model.eval()
