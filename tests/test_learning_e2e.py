@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000
 # optimizer steps of each stage in this test (the bundled model trains longer: demo_recipe.STEPS)
-TEST_STEPS = {"clip": 600, "vqvae": 150, "low": 400, "up": 400}
+TEST_STEPS = {"clip": 400, "vqvae": 750, "low": 2000, "up": 800}
 
 
 def run_script(name: str, *argv: str) -> int:
@@ -91,7 +91,7 @@ def real_class_windows(specs, window: int, per_class: int = 8, seed: int = 12345
 # The world, trained with the demo recipe
 
 
-def train_world(root: Path, *, clips_per_class: int = 8, mismatched_per_class: int = 2, steps: dict | None = None,
+def train_world(root: Path, *, clips_per_class: int = 16, mismatched_per_class: int = 4, steps: dict | None = None,
                 recipe: dict | None = None, seed: int = 0, log=print) -> dict:
     """Make, prepare and train on the patterns world with the demo recipe; returns paths and timings."""
     from im2wav.data.synthetic import make_synthetic_dataset

@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default="runs/default_model", help="folder for the world, data and runs")
     parser.add_argument("--out", default=str(REPO / "assets" / "default_model"), help="pipeline folder to write")
     parser.add_argument("--examples", default=str(REPO / "assets" / "examples"), help="example images folder")
-    parser.add_argument("--clips-per-class", type=int, default=12, help="training videos per class")
+    parser.add_argument("--clips-per-class", type=int, default=16, help="training videos per class")
     parser.add_argument("--clip-steps", type=int, default=STEPS["clip"], help="image encoder fit steps")
     parser.add_argument("--vqvae-steps", type=int, default=STEPS["vqvae"], help="VQ-VAE optimizer steps")
     parser.add_argument("--low-steps", type=int, default=STEPS["low"], help="LOW prior optimizer steps")
