@@ -15,7 +15,7 @@ OUT ?= outputs
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[test,train]"
+	$(PY) -m pip install -e ".[test,train,eval]"
 	touch $@
 
 install: $(VENV)/.installed

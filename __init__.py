@@ -5,6 +5,9 @@ ComfyUI imports this file as a package when the repository is cloned into
 purpose: ComfyUI has a top-level module called ``nodes`` of its own.
 """
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+if __package__:
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+else:  # imported alone, not as a package: pytest collecting a checkout whose folder name is no identifier
+    NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS = {}, {}
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

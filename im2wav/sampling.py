@@ -1,15 +1,17 @@
 """Sampling tokens from the IM2WAV priors with a KV cache, classifier-free guidance and windows.
 
-Small free functions (gpt-fast style):
+Small free functions (gpt-fast style); the model computes, these only drive it:
 
-- `prefill`: run the start token and a prompt through the prior, filling the cache;
-- `decode_one_token`: one new position, reading the cache;
+- `prefill`: the start token and a prompt through the prior, filling the cache;
+- `decode_one_token`: one new position; fixed shapes, so it compiles once (`compile=True`);
 - `apply_guidance`: `null + s * (cond - null)` on a `[cond; null]` batch (one forward for both);
 - `filter_logits` / `sample_next_token`: temperature, top-k, top-p, per-sample generators;
 - `sample_low_tokens` / `sample_up_tokens`: the public entry points, any length (windows of `n_ctx`
   with hop `n_ctx // 2`; the overlap primes the cache of the next window);
-- `forced_decode_logits`: the cached decoder fed given tokens, returning its per-step logits (parity);
-- `check_sampling_args` / `check_generator`: the argument checks the pipeline shares.
+- `forced_decode_logits`: the cached decoder fed given tokens, returning its per-step logits (parity).
+
+The argument checks live in `im2wav.sampling_checks`, the windowing rules in `im2wav.sampling_windows`,
+threads and compilation of a step in `im2wav.decoding`.
 
 Example:
     >>> import torch
@@ -33,58 +35,54 @@ from typing import Callable
 
 import torch
 
+from .decoding import compile_step, decode_threads
 from .kv_cache import PriorKVCache
 from .models.prior import Im2WavPrior, PriorConditioning
+from .sampling_checks import Generator, check_generator, check_sampling_args
+from .sampling_windows import ORIGINAL_TOTAL_LENGTH, low_window_inputs, window_frames, window_starts
 
-# models/sample.py of the original gives every window the total length of a 10 s VGGSound video
-# (VIDEO_TOTAL_LENGTHS = 160000 samples), whatever is generated; the LOW prior was trained on those.
-ORIGINAL_TOTAL_LENGTH = 160_000
+__all__ = [
+    "ORIGINAL_TOTAL_LENGTH", "apply_guidance", "check_generator", "check_sampling_args", "decode_one_token",
+    "filter_logits", "forced_decode_logits", "low_window_inputs", "prefill", "sample_low_tokens",
+    "sample_next_token", "sample_up_tokens", "window_frames", "window_starts",
+]
 
-Generator = torch.Generator | list[torch.Generator] | None
 Callback = Callable[[int, int], None]
+Step = Callable[[Im2WavPrior, torch.Tensor, torch.Tensor, PriorKVCache], torch.Tensor]
 
 
 # --------------------------------------------------------------------------------------------
 # the cached network
-def prefill(prior: Im2WavPrior, prompt: torch.Tensor, cond: PriorConditioning, cache: PriorKVCache) -> torch.Tensor:
+def prefill(prior: Im2WavPrior, prompt: torch.Tensor, cache: PriorKVCache) -> torch.Tensor:
     """Run positions `0 .. P` (the start token, then the P prompt tokens), filling `cache`.
 
     Args:
         prior: the prior.
         prompt: LongTensor [B, P] of tokens already known at positions `0 .. P-1` (P may be 0).
-        cond: the window's conditioning, batch B.
-        cache: caches for batch B.
+        cache: caches for batch B, holding the window's conditioning (`cache.set_condition`).
 
     Returns:
         Logits [B, K] at position P (the distribution of the first new token).
     """
     B, P = prompt.shape
-    prev = torch.cat([prompt.new_zeros(B, 1), prompt], dim=1)  # position 0's entry is replaced by the start token
-    h = prior.embed(prev, 0, cond)  # (B, P + 1, D)
-    for i, layer in enumerate(prior.layers):
-        h = layer(h, cache[i])
-    return prior.head(h[:, -1:], cond.x_cond[:, P : P + 1])[:, 0]
+    prev = torch.cat([prompt.new_zeros(B, 1), prompt], dim=1)  # input of positions 0..P (0: the start token)
+    return prior(prev, input_pos=torch.arange(P + 1, device=prompt.device), kv_cache=cache)[:, -1]
 
 
-def decode_one_token(
-    prior: Im2WavPrior, token: torch.Tensor, pos: int, cond: PriorConditioning, cache: PriorKVCache
-) -> torch.Tensor:
-    """One cached decoding step.
+def decode_one_token(prior: Im2WavPrior, token: torch.Tensor, input_pos: torch.Tensor,
+                     cache: PriorKVCache) -> torch.Tensor:
+    """One cached decoding step, of fixed shapes (compiles once; a CUDA graph on CUDA).
 
     Args:
         prior: the prior.
-        token: LongTensor [B], the token at position `pos - 1`.
-        pos: the position whose logits are computed (>= 1).
-        cond: the window's conditioning, batch B.
-        cache: caches for batch B, holding positions `0 .. pos - 1`.
+        token: LongTensor [B], the token at position `input_pos - 1`.
+        input_pos: LongTensor [1], the position whose logits are computed (>= 1).
+        cache: caches for batch B, holding positions `0 .. input_pos - 1` and the window's conditioning.
 
     Returns:
-        Logits [B, K] at position `pos`.
+        Logits [B, K] at position `input_pos`.
     """
-    h = prior.embed(token[:, None], pos, cond)  # (B, 1, D)
-    for i, layer in enumerate(prior.layers):
-        h = layer.decode(h, pos, cache[i])
-    return prior.head(h, cond.x_cond[:, pos : pos + 1])[:, 0]
+    return prior(token[:, None], input_pos=input_pos, kv_cache=cache)[:, 0]
 
 
 def apply_guidance(logits: torch.Tensor, guidance_scale: float) -> torch.Tensor:
@@ -154,153 +152,34 @@ def sample_next_token(
 # one window
 def _decode_window(
     prior: Im2WavPrior,
-    cond: PriorConditioning,
     cache: PriorKVCache,
     prompt: torch.Tensor,
     num_new: int,
     pick: Callable[[torch.Tensor, int], torch.Tensor],
     guidance_scale: float | None,
+    step: Step = decode_one_token,
     record: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Decode `num_new` tokens after `prompt` [B, P]; `pick(logits [B, K], n)` chooses token n.
 
-    With `guidance_scale` set, `cond` and `cache` hold the batch `[cond; null]` (2B rows) and the
-    logits given to `pick` are the guided ones. `record` collects the unguided logits of each step.
+    With `guidance_scale` set, `cache` holds the batch `[cond; null]` (2B rows) and the logits given
+    to `pick` are the guided ones. `record` collects the unguided logits of each step.
     """
     guided = guidance_scale is not None
     double = (lambda t: torch.cat([t, t])) if guided else (lambda t: t)
     P = prompt.shape[1]
     new = []
-    logits = prefill(prior, double(prompt), cond, cache)
+    logits = prefill(prior, double(prompt), cache)
+    input_pos = torch.tensor([P], device=prompt.device)
     for n in range(num_new):
         if record is not None:
             record.append(logits)
         token = pick(apply_guidance(logits, guidance_scale) if guided else logits, n)
         new.append(token)
         if n + 1 < num_new:
-            logits = decode_one_token(prior, double(token), P + n + 1, cond, cache)
+            input_pos += 1  # in place: the position lives on the device, no host round trip per step
+            logits = step(prior, double(token), input_pos, cache)
     return torch.stack(new, dim=1)
-
-
-def window_starts(num_tokens: int, n_ctx: int, hop: int) -> list[int]:
-    """First token of each window: every `hop` tokens, the last one moved back to end at `num_tokens`.
-
-    Args:
-        num_tokens: tokens generated in all.
-        n_ctx: tokens per window.
-        hop: tokens between window starts (`n_ctx // 2` in the sampler).
-
-    Returns:
-        The start of every window, ascending; `[0]` when one window holds everything.
-    """
-    if num_tokens <= n_ctx:
-        return [0]
-    starts = []
-    for start in range(0, num_tokens - n_ctx + hop, hop):
-        start = min(start, num_tokens - n_ctx)
-        if not starts or start > starts[-1]:
-            starts.append(start)
-    return starts
-
-
-def window_frames(frame_embeds: torch.Tensor, start: int, n_ctx: int, num_tokens: int) -> torch.Tensor:
-    """The frames of `frame_embeds` [B, F, C] (evenly spanning `num_tokens` tokens) covering a window.
-
-    As the original: frames `start_f .. start_f + window_frames` (inclusive, clipped to the clip), where
-    the frame rate is F per clip. A window longer than the clip repeats the last frame so that
-    frames keep their time position. One frame (an image) covers every window.
-
-    Args:
-        frame_embeds: [B, F, C] CLIP embeddings spanning the whole generation.
-        start: first token of the window.
-        n_ctx: tokens per window.
-        num_tokens: tokens generated in all.
-
-    Returns:
-        [B, F_window, C].
-    """
-    F = frame_embeds.shape[1]
-    if num_tokens <= n_ctx:
-        count = -(-n_ctx * F // num_tokens)  # frames spanning n_ctx tokens at F frames per clip
-        index = torch.arange(count).clamp(max=F - 1)
-    else:
-        first = start * F // num_tokens
-        last = min(first + n_ctx * F // num_tokens, F - 1)
-        index = torch.arange(first, last + 1)
-    return frame_embeds[:, index.to(frame_embeds.device)]
-
-
-def low_window_inputs(
-    prior: Im2WavPrior, frame_embeds: torch.Tensor, start: int, num_tokens: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The frames and timing the LOW prior reads for the window starting at token `start`.
-
-    Timing is `(total length, offset, window length)` in samples as the original `models/sample.py`
-    sets it: the total length is that of a 10 s video (`ORIGINAL_TOTAL_LENGTH`) or the generated
-    length if longer, the offset `start * hop`, the window length `n_ctx * hop`.
-
-    Args:
-        prior: the LOW prior (its `n_ctx` and `hop_length` are read).
-        frame_embeds: [B, F, C] CLIP embeddings spanning the whole generation.
-        start: first token of the window.
-        num_tokens: tokens generated in all.
-
-    Returns:
-        `(frames [B, F_window, C], timing [B, 3])`.
-    """
-    c = prior.config
-    B = frame_embeds.shape[0]
-    total_length = max(ORIGINAL_TOTAL_LENGTH, num_tokens * c.hop_length)
-    timing = torch.tensor([[total_length, start * c.hop_length, c.n_ctx * c.hop_length]], dtype=torch.float32,
-                          device=frame_embeds.device).expand(B, 3)
-    return window_frames(frame_embeds, start, c.n_ctx, num_tokens), timing
-
-
-# --------------------------------------------------------------------------------------------
-# public entry points
-def check_sampling_args(
-    temperature: float, top_k: int, top_p: float, guidance_scale: float | None = None
-) -> None:
-    """Raise a `ValueError` naming the first sampling argument out of range.
-
-    Shared by the sampler and `Im2WavPipeline`, so both reject the same values with the same words.
-
-    Args:
-        temperature: must be a finite number > 0.
-        top_k: must be an int >= 0 (0 disables top-k).
-        top_p: must be in (0, 1] (1.0 disables nucleus filtering).
-        guidance_scale: when given, must be a finite number >= 0 (1 disables guidance).
-    """
-    def real(x) -> bool:
-        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-
-    if not (real(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
-    if not (isinstance(top_k, numbers.Integral) and not isinstance(top_k, bool) and top_k >= 0):
-        raise ValueError(f"top_k must be an int >= 0 (0 disables it), got {top_k}")
-    if not (real(top_p) and 0.0 < top_p <= 1.0):
-        raise ValueError(f"top_p must be in (0, 1] (1.0 disables nucleus filtering), got {top_p}")
-    if guidance_scale is not None and not (real(guidance_scale) and guidance_scale >= 0):
-        raise ValueError(f"guidance_scale must be a finite number >= 0 (1 disables guidance), got {guidance_scale}")
-
-
-def check_generator(generator: Generator, batch_size: int) -> None:
-    """Raise unless `generator` is None, one `torch.Generator`, or a list of exactly `batch_size` of them.
-
-    Args:
-        generator: the `generator` argument of a sampling call.
-        batch_size: rows sampled together (in the pipeline: batch size x num_waveforms_per_prompt).
-    """
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != batch_size:
-            raise ValueError(f"got a list of {len(generator)} generators for {batch_size} waveforms (batch size x "
-                             "num_waveforms_per_prompt); pass one generator or exactly one per waveform")
-        bad = [type(g).__name__ for g in generator if not isinstance(g, torch.Generator)]
-    else:
-        bad = [] if generator is None or isinstance(generator, torch.Generator) else [type(generator).__name__]
-    if bad:
-        raise TypeError(f"generator must be a torch.Generator, a list of them or None, got {bad[0]}; "
-                        "seed one with torch.Generator().manual_seed(seed)")
 
 
 def _check_prior(prior: Im2WavPrior, up: bool) -> None:
@@ -318,6 +197,7 @@ def _check_frames(prior: Im2WavPrior, frame_embeds: torch.Tensor) -> None:
     if not isinstance(frame_embeds, torch.Tensor) or frame_embeds.ndim != 3:
         shape = tuple(frame_embeds.shape) if isinstance(frame_embeds, torch.Tensor) else type(frame_embeds).__name__
         raise ValueError(f"frame_embeds must be [B, F, {prior.config.clip_dim}] (an image: F=1), got {shape}")
+    prior.check_values(frame_embeds=frame_embeds)
 
 
 def _token_picker(
@@ -341,9 +221,11 @@ def _sample_windows(
     prior: Im2WavPrior,
     batch_size: int,
     num_tokens: int,
+    device: torch.device,
     window_cond: Callable[[int, int], PriorConditioning],
     pick: Callable[[torch.Tensor, int], torch.Tensor],
     guidance_scale: float | None,
+    compile: bool,
 ) -> torch.LongTensor:
     """Sample `num_tokens` tokens in windows of `n_ctx` with hop `n_ctx // 2`.
 
@@ -353,15 +235,24 @@ def _sample_windows(
     """
     n_ctx = prior.config.n_ctx
     length = min(n_ctx, num_tokens)
-    cache = prior.new_kv_cache(batch_size if guidance_scale is None else 2 * batch_size)
-    tokens = torch.zeros(batch_size, num_tokens, dtype=torch.long, device=prior.device)
+    rows = batch_size if guidance_scale is None else 2 * batch_size
+    cache = prior.new_kv_cache(rows, device=device)
+    step = compile_step(decode_one_token, device) if compile else decode_one_token
+    tokens = torch.zeros(batch_size, num_tokens, dtype=torch.long, device=device)
     done = 0
-    for start in window_starts(num_tokens, n_ctx, n_ctx // 2):
-        cond = window_cond(start, length)
-        new = _decode_window(prior, cond, cache, tokens[:, start:done], start + length - done, pick, guidance_scale)
-        tokens[:, done : start + length] = new  # (B, T_new)
-        done = start + length
+    with decode_threads(prior, rows):
+        for start in window_starts(num_tokens, n_ctx, n_ctx // 2):
+            cache.set_condition(**vars(window_cond(start, length)))
+            new = _decode_window(prior, cache, tokens[:, start:done], start + length - done, pick, guidance_scale,
+                                 step)
+            tokens[:, done : start + length] = new  # (B, T_new)
+            done = start + length
     return tokens
+
+
+def _check_num_tokens(num_tokens: object) -> None:
+    if not isinstance(num_tokens, numbers.Integral) or isinstance(num_tokens, bool) or num_tokens < 1:
+        raise ValueError(f"num_tokens must be an int >= 1, got {num_tokens!r}")
 
 
 @torch.inference_mode()
@@ -376,18 +267,22 @@ def sample_low_tokens(
     top_p: float = 1.0,
     generator: Generator = None,
     callback: Callback | None = None,
+    compile: bool = False,
 ) -> torch.LongTensor:
     """Sample LOW tokens for the CLIP embeddings of an image or a frame sequence.
 
     Args:
         prior: the LOW prior (eval mode).
-        frame_embeds: [B, F, 512] CLIP embeddings of F frames evenly spanning the clip (image: F=1).
+        frame_embeds: [B, F, 512] CLIP embeddings of F frames evenly spanning the clip (image: F=1),
+            on the device where decoding runs.
         num_tokens: tokens to generate (hop 32: 2048 tokens = 4.096 s at 16 kHz); any length, in
             windows of n_ctx with hop n_ctx // 2.
         guidance_scale: classifier-free guidance `s` (1: no guidance, 0: unconditional).
         temperature, top_k, top_p: see `sample_next_token`.
         generator: None, a generator, or one per batch element.
         callback: `callback(step, total)` after every token; it may raise to interrupt.
+        compile: compile the decoding step (`torch.compile(fullgraph=True)`, a CUDA graph on CUDA);
+            pays on long generations, falls back to eager where compilation is unavailable.
 
     Returns:
         LongTensor [B, num_tokens].
@@ -400,20 +295,22 @@ def sample_low_tokens(
     guided = guidance_scale != 1.0
     if guided and prior.config.guidance is False:
         raise ValueError("this prior has no null condition for classifier-free guidance; pass guidance_scale=1.0")
-    if not isinstance(num_tokens, numbers.Integral) or isinstance(num_tokens, bool) or num_tokens < 1:
-        raise ValueError(f"num_tokens must be an int >= 1, got {num_tokens!r}")
-
-    frame_embeds = frame_embeds.to(prior.device)
+    _check_num_tokens(num_tokens)
+    num_tokens = int(num_tokens)
+    last = window_starts(num_tokens, prior.config.n_ctx, prior.config.n_ctx // 2)[-1]
+    prior.check_values(timing=low_window_inputs(prior, frame_embeds, last, num_tokens)[1])  # the furthest window
+    unconditional = torch.arange(2 * B if guided else B, device=frame_embeds.device) >= B  # [cond; null] rows
 
     def window_cond(start: int, length: int) -> PriorConditioning:
         frames, timing = low_window_inputs(prior, frame_embeds, start, num_tokens)
-        cond = prior.condition(B, length, frames, timing=timing)
-        if guided:
-            cond = cond.cat(prior.condition(B, length, frames, timing=timing, unconditional=True))
-        return cond
+        if not guided:
+            return prior.condition(B, length, frames, timing=timing)
+        return prior.condition(2 * B, length, frames.repeat(2, 1, 1), timing=timing.repeat(2, 1),
+                               unconditional=unconditional)
 
     pick = _token_picker(temperature, top_k, top_p, generator, callback, num_tokens)
-    return _sample_windows(prior, B, int(num_tokens), window_cond, pick, guidance_scale if guided else None)
+    return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick,
+                           guidance_scale if guided else None, compile)
 
 
 @torch.inference_mode()
@@ -427,6 +324,7 @@ def sample_up_tokens(
     top_p: float = 1.0,
     generator: Generator = None,
     callback: Callback | None = None,
+    compile: bool = False,
 ) -> torch.LongTensor:
     """Sample UP tokens conditioned on LOW tokens and the clip's CLIP embeddings (no guidance).
 
@@ -434,7 +332,7 @@ def sample_up_tokens(
         prior: the UP prior (eval mode).
         low_tokens: LongTensor [B, T_low] from `sample_low_tokens`.
         frame_embeds: [B, F, 512]; UP reads their mean over all frames (as the original).
-        temperature, top_k, top_p, generator, callback: see `sample_low_tokens`.
+        temperature, top_k, top_p, generator, callback, compile: see `sample_low_tokens`.
 
     Returns:
         LongTensor [B, T_low * 4].
@@ -449,10 +347,10 @@ def sample_up_tokens(
         shape = tuple(low_tokens.shape) if isinstance(low_tokens, torch.Tensor) else type(low_tokens).__name__
         raise ValueError(f"low_tokens must be a LongTensor [B={B}, T_low >= 1] (the batch of frame_embeds), "
                          f"got {shape}")
+    prior.check_values(lower_tokens=low_tokens)
     factor = prior.upsample_factor
     num_tokens = low_tokens.shape[1] * factor
-    low_tokens = low_tokens.to(prior.device)
-    frame_embeds = frame_embeds.to(prior.device)
+    low_tokens = low_tokens.to(frame_embeds.device)
 
     def window_cond(start: int, length: int) -> PriorConditioning:
         # the LOW tokens of the same time span (start is a multiple of 4: hop and n_ctx are)
@@ -460,7 +358,7 @@ def sample_up_tokens(
         return prior.condition(B, length, frame_embeds, lower_tokens=lower)
 
     pick = _token_picker(temperature, top_k, top_p, generator, callback, num_tokens)
-    return _sample_windows(prior, B, num_tokens, window_cond, pick, None)
+    return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick, None, compile)
 
 
 @torch.inference_mode()
@@ -472,32 +370,40 @@ def forced_decode_logits(
     lower_tokens: torch.Tensor | None = None,
     timing: torch.Tensor | None = None,
     guidance_scale: float | None = None,
+    compile: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Run the cached decoder of one window, feeding `tokens` instead of sampling (teacher forcing).
 
-    Used to compare the sampler's per-step logits with the original's.
+    Used to compare the sampler's per-step logits with the original's and with the full forward.
 
     Args:
         prior: the prior.
         tokens: LongTensor [B, T], T <= n_ctx, fed one by one.
         frame_embeds, lower_tokens, timing: the conditioning, as in `Im2WavPrior.forward`.
         guidance_scale: when set, the `[cond; null]` batch is decoded in one pass and mixed.
+        compile: decode with the compiled step (see `sample_low_tokens`).
 
     Returns:
         `{"cond": [B, T, K], "guided": [B, T, K]}`, plus `"null": [B, T, K]` with guidance.
     """
     B, T = tokens.shape
-    cond = prior.condition(B, T, frame_embeds, lower_tokens, timing)
-    if guidance_scale is not None:
-        cond = cond.cat(prior.condition(B, T, frame_embeds, lower_tokens, timing, unconditional=True))
-    cache = prior.new_kv_cache(cond.start.shape[0])
+    prior.check_values(tokens=tokens, frame_embeds=frame_embeds, lower_tokens=lower_tokens, timing=timing)
+    if guidance_scale is None:
+        cond = prior.condition(B, T, frame_embeds, lower_tokens, timing)
+    else:
+        double = lambda t: None if t is None else torch.cat([t, t])  # noqa: E731
+        cond = prior.condition(2 * B, T, double(frame_embeds), double(lower_tokens), double(timing),
+                               unconditional=torch.arange(2 * B) >= B)
+    cache = prior.new_kv_cache(cond.start.shape[0], device=tokens.device)
+    cache.set_condition(cond.start, cond.x_cond)
     raw, guided = [], []
 
     def pick(logits: torch.Tensor, n: int) -> torch.Tensor:
         guided.append(logits)
         return tokens[:, n]
 
-    _decode_window(prior, cond, cache, tokens[:, :0], T, pick, guidance_scale, record=raw)
+    step = compile_step(decode_one_token, tokens.device) if compile else decode_one_token
+    _decode_window(prior, cache, tokens[:, :0], T, pick, guidance_scale, step, record=raw)
     raw = torch.stack(raw, dim=1)  # (B or 2B, T, K)
     out = {"guided": torch.stack(guided, dim=1)}
     if guidance_scale is not None:

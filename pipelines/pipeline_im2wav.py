@@ -126,17 +126,6 @@ def check_pipeline_folder(folder: str | os.PathLike) -> None:
                 raise ValueError(f"{file} is truncated or corrupt: {problem}. Re-download or re-save the pipeline")
 
 
-def _onload(module: torch.nn.Module) -> None:
-    """Move an offloaded component to the execution device before calling a method other than `forward`.
-
-    `enable_model_cpu_offload` hooks `forward` only, while the sampler and the VQ-VAE decoder call
-    other methods; run the hook's on-load step (which also offloads the previous component) by hand.
-    """
-    hook = getattr(module, "_hf_hook", None)
-    if hook is not None and hasattr(hook, "pre_forward"):
-        hook.pre_forward(module)
-
-
 def _is_hub_id(name: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9_][\w.-]*(/[\w.-]+)?", name) is not None and ".." not in name
 
@@ -234,6 +223,16 @@ class Im2WavPipeline(DiffusionPipeline):
             low_prior=low_prior,
             up_prior=up_prior,
         )
+        self.compiled_decoding = False
+
+    def enable_compiled_decoding(self, enabled: bool = True) -> None:
+        """Compile the priors' decoding step (`torch.compile(fullgraph=True)`; a CUDA graph on CUDA).
+
+        The first generation after this pays the compilation (tens of seconds to minutes); every
+        later one of the same batch size runs the compiled step. Where compilation is unavailable
+        (no C++ compiler on a CPU), decoding falls back to eager with a warning. See docs/performance.md.
+        """
+        self.compiled_decoding = bool(enabled)
 
     # ------------------------------------------------------------------------------------------
     # loading
@@ -492,7 +491,6 @@ class Im2WavPipeline(DiffusionPipeline):
         check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
 
         device = self._execution_device
-        _onload(self.low_prior)
         embeds = image_embeds.to(device, self.low_prior.dtype).repeat_interleave(
             num_waveforms_per_prompt, dim=0
         )  # [B*n, F, D]
@@ -506,6 +504,7 @@ class Im2WavPipeline(DiffusionPipeline):
             top_p=top_p,
             generator=generator,
             callback=callback,
+            compile=self.compiled_decoding,
         )
 
     def sample_up(
@@ -541,7 +540,6 @@ class Im2WavPipeline(DiffusionPipeline):
             )
         check_generator(generator, rows)
         device = self._execution_device
-        _onload(self.up_prior)
         embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // batch, dim=0)  # [N, F, D]
         return sample_up_tokens(
             self.up_prior,
@@ -552,6 +550,7 @@ class Im2WavPipeline(DiffusionPipeline):
             top_p=top_p,
             generator=generator,
             callback=callback,
+            compile=self.compiled_decoding,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -570,9 +569,7 @@ class Im2WavPipeline(DiffusionPipeline):
         """
         if not isinstance(up_tokens, torch.Tensor) or up_tokens.ndim != 2 or up_tokens.dtype != torch.long:
             raise ValueError("up_tokens must be a LongTensor [B, T_up] (the output of sample_up)")
-        _onload(self.vqvae)
-        param = next(self.vqvae.parameters())
-        audio = self.vqvae.decode(up_tokens.to(param.device), level=0).float()  # [B, 1, S]
+        audio = self.vqvae.decode(up_tokens.to(self._execution_device), level=0).float()  # [B, 1, S]
         return audio[..., :num_samples] if num_samples is not None else audio
 
     # ------------------------------------------------------------------------------------------

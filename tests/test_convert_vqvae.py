@@ -43,7 +43,8 @@ def test_read_original_checkpoint(original):
     assert isinstance(original.step, int)
     assert original.hps["levels"] == 2 and "bandwidth" in original.hps
     assert all(isinstance(v, torch.Tensor) for v in original.state_dict.values())
-    assert {f.name for f in dataclasses.fields(original)} == {"hps", "state_dict", "kind", "step", "path"}
+    assert {f.name for f in dataclasses.fields(original)} == {"hps", "state_dict", "kind", "step", "path", "mapped"}
+    assert original.mapped  # a zip checkpoint is memory-mapped: only what is read becomes resident
 
 
 def test_prior_checkpoints_are_recognised(parity_dir):

@@ -14,8 +14,17 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import shared_path
-from tiny_components import TINY_SECONDS, build_tiny_pipeline, tiny_image
-from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+from evaluation_helpers import (
+    CLASS_TO_LABELS,
+    IGNORED,
+    LABELS,
+    TinyClipAudioEncoder,
+    audioset_like_labels,
+    make_tiny_benchmark,
+    save_tiny_ast,
+    save_tiny_clip_audio_encoder,
+)
+from tiny_components import TINY_SECONDS, build_tiny_pipeline
 
 from im2wav.evaluation import (
     GaussianStatistics,
@@ -33,6 +42,7 @@ from im2wav.evaluation import (
     load_imagehear,
     paired_kl_divergence,
 )
+from im2wav.evaluation import legacy_command
 from im2wav.media import load_image
 
 # Loaded from its file under a unique name: "evaluate" is also the name of a Hugging Face package.
@@ -98,9 +108,15 @@ def test_general_covariances_match_the_nonsymmetric_square_root():
 
 def test_fewer_samples_than_dimensions_stays_finite_and_warns():
     rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(5, 16)), rng.normal(size=(6, 16)) + 1.0
     with pytest.warns(UserWarning, match="rank-deficient"):
-        value = fad(rng.normal(size=(5, 16)), rng.normal(size=(6, 16)) + 1.0)
-    assert math.isfinite(value) and value > 0
+        value = fad(x, y)
+    # FAD = |Δμ|² + tr(Σx + Σy - 2 (Σx Σy)^½), and the trace term is >= 0 for PSD covariances, so
+    # the value is at least the squared mean distance, and at most that plus tr(Σx) + tr(Σy).
+    mean_term = float(((x.mean(0) - y.mean(0)) ** 2).sum())
+    trace_sum = float(np.trace(np.cov(x, rowvar=False)) + np.trace(np.cov(y, rowvar=False)))
+    assert math.isfinite(value) and mean_term - 1e-9 <= value <= mean_term + trace_sum + 1e-9
+    assert value > mean_term + 1.0  # different random covariances: the trace term is far from 0
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
@@ -155,9 +171,6 @@ def test_kl_rejects_unnormalised_rows_and_mismatched_shapes():
         kl_divergence(torch.full((2, 4), 0.25), torch.full((3, 4), 0.25))
 
 
-LABELS = ["Music", "Dog", "Bark", "Cat", "Meow", "Animal"]
-CLASS_TO_LABELS = {"Dog": ["Dog", "Bark"], "Cat": ["Cat", "Meow"]}
-IGNORED = ["Music", "Animal"]
 
 
 def test_accuracy_bookkeeping_on_hand_built_predictions():
@@ -212,27 +225,9 @@ def test_clip_score_of_a_video_averages_its_frames():
 # ----------------------------------------------------------------------------------------------
 
 
-def _labels(extra: list[str]) -> list[str]:
-    return extra + [f"class {k}" for k in range(527 - len(extra))]
-
-
-def save_tiny_ast(folder: Path, labels: list[str], sample_rate: int = 16000, seed: int = 0) -> Path:
-    """A randomly initialised 1-layer AST with an AudioSet-sized head, saved with its feature extractor."""
-    config = ASTConfig(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-        patch_size=16, frequency_stride=16, time_stride=16, max_length=64, num_mel_bins=32,
-        id2label=dict(enumerate(labels)), label2id={name: k for k, name in enumerate(labels)},
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        ASTForAudioClassification(config).save_pretrained(folder)
-    ASTFeatureExtractor(sampling_rate=sample_rate, num_mel_bins=32, max_length=64).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def ast_dir(tmp_path_factory) -> Path:
-    return save_tiny_ast(tmp_path_factory.mktemp("ast"), _labels(LABELS))
+    return save_tiny_ast(tmp_path_factory.mktemp("ast"), audioset_like_labels(LABELS))
 
 
 def _tone(freq: float, rate: int, seconds: float = 0.5) -> np.ndarray:
@@ -276,25 +271,6 @@ def test_missing_or_invalid_checkpoints_raise(tmp_path):
         load_clip_audio_encoder(tmp_path / "not_torchscript.pt")
 
 
-class TinyClipAudioEncoder(torch.nn.Module):
-    """Waveform statistics projected to 512-d: a stand-in for Wav2CLIP that accepts any length."""
-
-    def __init__(self, dim: int = 512):
-        super().__init__()
-        self.proj = torch.nn.Linear(4, dim)
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:  # [B, S] -> [B, D]
-        stats = torch.stack([audio.mean(-1), audio.std(-1), audio.abs().mean(-1), audio.amax(-1)], dim=-1)
-        return self.proj(stats)
-
-
-def save_tiny_clip_audio_encoder(path: Path, seed: int = 0) -> Path:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.jit.save(torch.jit.script(TinyClipAudioEncoder()), str(path))
-    return path
-
-
 def test_clip_audio_encoder_from_torchscript_and_callable(tmp_path):
     encoder = load_clip_audio_encoder(save_tiny_clip_audio_encoder(tmp_path / "enc.pt"), sample_rate=16000)
     audio = torch.randn(2, 1, 8000, generator=torch.Generator().manual_seed(0))
@@ -334,23 +310,6 @@ def test_published_imagehear_definition():
     saxophone = next(item for item in items if item.image_path.name == "saxophone3.jpg")
     assert saxophone.class_name == "Saxophone" and load_image(saxophone.image_path).mode == "RGB"  # a WEBP named .jpg
     assert "Music" in benchmark.ignored_labels and "Bass guitar" in benchmark.to_audioset["Bass"]
-
-
-def make_tiny_benchmark(folder: Path) -> Path:
-    """Two classes, three images; `cat1.jpg` is a WEBP under a .jpg name, as in the real benchmark."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tiny_image(0).save(folder / "dog1.jpg", format="JPEG")
-    tiny_image(1).save(folder / "dog2.jpg", format="JPEG")
-    tiny_image(2).save(folder / "cat1.jpg", format="WEBP")
-    tiny_image(3).save(folder / "unlisted.jpg", format="JPEG")
-    definition = {
-        "classes": {"Dog": ["dog1.jpg", "dog2.jpg"], "Cat": ["cat1.jpg"]},
-        "to_vggsound": {"Dog": ["dog barking"], "Cat": ["cat meowing"]},
-        "to_audioset": CLASS_TO_LABELS,
-        "audioset_general_classes_ignored_for_acc": IGNORED,
-    }
-    (folder / "imagehear.json").write_text(json.dumps(definition))
-    return folder
 
 
 def test_imagehear_lists_only_defined_items_and_reports_missing_images(tmp_path):
@@ -396,7 +355,7 @@ def test_evaluate_script_end_to_end(tmp_path):
     pipe_dir = tmp_path / "pipe"
     build_tiny_pipeline(seed=0).save_pretrained(pipe_dir)
     bench = make_tiny_benchmark(tmp_path / "bench")
-    tagger = save_tiny_ast(tmp_path / "ast", _labels(LABELS), sample_rate=8000)  # the pipeline makes 16 kHz audio
+    tagger = save_tiny_ast(tmp_path / "ast", audioset_like_labels(LABELS), sample_rate=8000)  # the pipeline makes 16 kHz audio
     encoder = save_tiny_clip_audio_encoder(tmp_path / "wav2clip.pt")
     clips = tmp_path / "clips"
     report_path = tmp_path / "imagehear.json"
@@ -411,7 +370,16 @@ def test_evaluate_script_end_to_end(tmp_path):
     assert report["per_class"]["Dog"] in (0.0, 0.25, 0.5, 0.75, 1.0)  # 4 Dog clips
     assert report["per_class"]["Cat"] in (0.0, 0.5, 1.0)  # 2 Cat clips
     assert report["accuracy"] == pytest.approx((4 * report["per_class"]["Dog"] + 2 * report["per_class"]["Cat"]) / 6)
-    assert -100.0 <= report["clip_score"] <= 100.0
+    # The CLIP-score is recomputed independently: the pipeline's CLIP embedding of each image against
+    # the encoder's embedding of the saved clip (100 x cosine), clip by clip.
+    pipe = build_tiny_pipeline(seed=0)
+    clip_encoder = load_clip_audio_encoder(encoder, sample_rate=16000)
+    for record in report["clips"]:
+        image_embed = pipe.encode_images(load_image(bench / record["image"]))[0, 0]  # [D]
+        audio, rate = sf.read(clips / f"{Path(record['image']).stem}_{record['index']}.wav", dtype="float32")
+        audio_embed = clip_encoder.embed(audio, rate)[0]
+        expected = 100.0 * torch.nn.functional.cosine_similarity(image_embed, audio_embed, dim=0).item()
+        assert record["clip_score"] == pytest.approx(expected, abs=1e-3)
     records = report["clips"]
     assert [(r["image"], r["index"]) for r in records][:3] == [("dog1.jpg", 0), ("dog1.jpg", 1), ("dog2.jpg", 0)]
     assert sum(r["correct"] for r in records) / 6 == pytest.approx(report["accuracy"])
@@ -439,9 +407,9 @@ def test_evaluate_script_end_to_end(tmp_path):
 
 def test_evaluate_script_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        evaluate_script.parse_args(["--out", str(tmp_path / "r.json")])
+        legacy_command.parse_args(["--out", str(tmp_path / "r.json")])
     with pytest.raises(SystemExit):
-        evaluate_script.parse_args(["--imagehear", "x", "--generated", "y", "--out", "r.json"])
+        legacy_command.parse_args(["--imagehear", "x", "--generated", "y", "--out", "r.json"])
     code = evaluate_script.main(["--generated", str(tmp_path / "none"), "--reference", str(tmp_path),
                                  "--embedder", str(tmp_path / "no_model"), "--out", str(tmp_path / "r.json")])
     assert code == 2 and "not found" in capsys.readouterr().err

@@ -400,7 +400,7 @@ def test_model_cpu_offload_loads_each_stage_before_use():
         hook.pre_forward = spy
     audio = pipe(_image(), audio_length_in_s=TINY_SECONDS, generator=_gen(), output_type="pt").audios
     assert audio.shape == (1, 1, S)
-    # sampling and decoding call methods other than forward: each stage must be on-loaded explicitly
+    # sampling and decoding call methods other than forward: their apply_forward_hook on-loads each stage
     assert [n for i, n in enumerate(loaded) if i == 0 or loaded[i - 1] != n] == ["low_prior", "up_prior", "vqvae"]
 
 

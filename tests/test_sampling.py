@@ -38,9 +38,9 @@ def frames(batch: int, count: int, seed: int = 0) -> torch.Tensor:
 
 def test_kv_cache_keeps_only_what_each_kind_reads(low):
     cache = low.new_kv_cache(batch_size=3)
-    slots = {layer.kind: layer.k_cache.shape[2] for layer in cache.layers}
+    slots = {layer.kind: layer.kv.shape[0] for layer in cache.layers}
     assert slots == {"block": BC, "transpose": N_CTX, "previous": 2 * BC}
-    assert cache[0].k_cache.shape[0] == 3
+    assert cache[0].kv.shape[1:3] == (2, 3)  # keys and values, batch 3
 
 
 def test_cached_decoding_equals_full_forward_with_guidance(low):
@@ -73,11 +73,11 @@ def test_prefill_then_decode_equals_full_forward(low, prompt_len):
     tokens, embeds, timing = low_inputs()
     with torch.no_grad():
         full = low(tokens, frame_embeds=embeds, timing=timing)
-        cond = low.condition(2, N_CTX, embeds, timing=timing)
         cache = low.new_kv_cache(2)
-        logits = [prefill(low, tokens[:, :prompt_len], cond, cache)]
+        cache.set_condition(*vars(low.condition(2, N_CTX, embeds, timing=timing)).values())
+        logits = [prefill(low, tokens[:, :prompt_len], cache)]
         for pos in range(prompt_len + 1, N_CTX):
-            logits.append(decode_one_token(low, tokens[:, pos - 1], pos, cond, cache))
+            logits.append(decode_one_token(low, tokens[:, pos - 1], torch.tensor([pos]), cache))
     torch.testing.assert_close(torch.stack(logits, 1), full[:, prompt_len:], atol=1e-5, rtol=0)
 
 

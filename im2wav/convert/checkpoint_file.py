@@ -52,6 +52,8 @@ class OriginalCheckpoint:
         kind: `"vqvae"` or `"prior"`, recognised from the state-dict keys.
         step: the training step stored with the weights, if any.
         path: the file it was read from.
+        mapped: the tensors are pages of a read-only mapping of the file (`torch.load(mmap=True)`):
+            only what is read becomes resident, and converters may release it afterwards.
     """
 
     hps: dict
@@ -59,6 +61,7 @@ class OriginalCheckpoint:
     kind: str
     step: int | None
     path: str
+    mapped: bool = False
 
 
 def _refuse_code(path: Path, detail: str) -> ValueError:
@@ -108,7 +111,8 @@ def _load_safely(path: Path) -> object:
             raise _refuse_code(path, "imports " + ", ".join(sorted(unsafe)))
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            # mmap: tensors stay in the file until read (an optimizer state that is never read costs nothing)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
         message = str(err)
         if "Unsupported global" in message or "GLOBAL" in message or "allowlisted" in message:
@@ -175,4 +179,5 @@ def read_original_checkpoint(path: str | os.PathLike) -> OriginalCheckpoint:
         kind=_kind(state_dict, path),
         step=int(step) if isinstance(step, (int, np.integer)) else None,
         path=str(path),
+        mapped=zipfile.is_zipfile(path),
     )

@@ -31,6 +31,7 @@ import torch
 
 from ..models.prior import Im2WavPrior
 from .checkpoint_file import OriginalCheckpoint
+from .page_release import release_pages
 
 _CONV1D = {"attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj", "mlp.c_fc": "mlp_fc", "mlp.c_proj": "mlp_proj"}
 _LAYERNORM = {"ln_0": "attn_norm", "ln_1": "mlp_norm"}
@@ -167,16 +168,20 @@ def prior_from_original(checkpoint: OriginalCheckpoint) -> Im2WavPrior:
                          f"unknown keys {unknown[:10]}{' ...' if len(unknown) > 10 else ''}, "
                          f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}")
 
-    prior = Im2WavPrior(**config)
-    ours = prior.state_dict()
+    # parameters on the meta device: no memory until the converted tensors are assigned (priors have no buffers)
+    with torch.device("meta"):
+        prior = Im2WavPrior(**config)
+    shapes = {key: value.shape for key, value in prior.state_dict().items()}
     converted = {}
     for theirs, (key, conv1d) in mapping.items():
-        value = sd[theirs].detach().to(torch.float32)
+        source = sd[theirs].detach()
         if conv1d:
-            value = value.t()  # Conv1D [in, out] -> nn.Linear [out, in]
-        if value.shape != ours[key].shape:
+            source = source.t()  # Conv1D [in, out] -> nn.Linear [out, in]
+        if source.shape != shapes[key]:
             raise ValueError(f"{checkpoint.path}: {theirs} has shape {tuple(sd[theirs].shape)}, expected "
-                             f"{tuple(ours[key].shape)} for {key}")
-        converted[key] = value.contiguous()
-    prior.load_state_dict(converted, strict=True)
+                             f"{tuple(shapes[key])} for {key}")
+        converted[key] = torch.empty(source.shape, dtype=torch.float32).copy_(source)  # one float32 copy
+        if checkpoint.mapped:
+            release_pages(source)  # the file's pages of this tensor are no longer needed
+    prior.load_state_dict(converted, strict=True, assign=True)
     return prior.eval()

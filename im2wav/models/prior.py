@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from ..kv_cache import PriorKVCache
@@ -63,10 +64,6 @@ class PriorConditioning:
 
     start: torch.Tensor
     x_cond: torch.Tensor
-
-    def cat(self, other: PriorConditioning) -> PriorConditioning:
-        """Concatenate along the batch (used to run `[cond; null]` as one batch)."""
-        return PriorConditioning(torch.cat([self.start, other.start]), torch.cat([self.x_cond, other.x_cond]))
 
 
 class Im2WavPrior(ModelMixin, ConfigMixin):
@@ -173,11 +170,21 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
         c = self.config
         return c.lower_stride**c.lower_num_steps if c.lower_vocab_size is not None else 1
 
-    def new_kv_cache(self, batch_size: int, dtype: torch.dtype | None = None) -> PriorKVCache:
-        """Allocate the key/value caches of every layer for `batch_size` sequences (see `im2wav.kv_cache`)."""
+    def new_kv_cache(
+        self, batch_size: int, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> PriorKVCache:
+        """Allocate the key/value caches of every layer, and the window conditioning, for `batch_size` sequences.
+
+        Args:
+            batch_size: rows decoded together (both guidance branches count).
+            dtype: of the cache (default: the prior's).
+            device: where decoding runs (default: the prior's; pass the execution device when the
+                prior is offloaded and moves there on its first call).
+        """
         attn = self.layers[0].attn
         return PriorKVCache([layer.attn.kind for layer in self.layers], batch_size, attn.heads, attn.head_dim,
-                            self.config.n_ctx, self.block_ctx, dtype or self.dtype, self.device)
+                            self.config.n_ctx, self.block_ctx, dtype or self.dtype, device or self.device,
+                            width=self.config.width)
 
     # ----------------------------------------------------------------------------------------
     # conditioning
@@ -189,9 +196,32 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
         if frame_embeds.shape[-1] != self.config.clip_dim:
             raise ValueError(f"frame_embeds have width {frame_embeds.shape[-1]}, this prior expects "
                              f"{self.config.clip_dim} (CLIP ViT-B/32 image embeddings)")
-        if not torch.isfinite(frame_embeds).all():
-            raise ValueError("frame_embeds contain NaN or inf; check the CLIP encoder's input")
 
+    def check_values(
+        self,
+        tokens: torch.Tensor | None = None,
+        frame_embeds: torch.Tensor | None = None,
+        lower_tokens: torch.Tensor | None = None,
+        timing: torch.Tensor | None = None,
+    ) -> None:
+        """Raise a `ValueError` for out-of-range token ids, non-finite embeddings or timing outside the
+        trained ranges.
+
+        Each check reads the tensor on the host (a sync on a GPU), so it runs once per call at the
+        public entry points (an eval-mode `forward`, the samplers, the pipeline), never per step.
+        Shapes and types are checked by `condition` and `forward` themselves.
+        """
+        if tokens is not None:
+            self._check_token_range(tokens, self.config.vocab_size, "tokens")
+        if lower_tokens is not None and self.config.lower_vocab_size is not None:
+            _check_tensor(lower_tokens, "lower_tokens", "LongTensor [B, T_low]")
+            self._check_token_range(lower_tokens, self.config.lower_vocab_size, "lower_tokens")
+        if isinstance(frame_embeds, torch.Tensor) and not torch.isfinite(frame_embeds).all():
+            raise ValueError("frame_embeds contain NaN or inf; check the CLIP encoder's input")
+        if isinstance(timing, torch.Tensor) and self.time_embedding is not None and timing.shape[-1:] == (3,):
+            self.time_embedding.check(timing)
+
+    @apply_forward_hook  # an offloaded prior (enable_model_cpu_offload) moves to its device first
     def condition(
         self,
         batch_size: int,
@@ -203,30 +233,37 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
     ) -> PriorConditioning:
         """Compute the start token and `x_cond` of a window (see `forward` for the arguments).
 
+        Only shapes and types are checked here; `check_values` checks the values.
+
         Returns:
             `PriorConditioning` with `start` [B, D] and `x_cond` [B, num_tokens, D].
         """
         c = self.config
-        uncond = torch.as_tensor(unconditional, dtype=torch.bool, device=self.device)
-        if uncond.ndim > 1 or (uncond.ndim == 1 and uncond.shape[0] != batch_size):
-            raise ValueError(f"unconditional must be a bool or a BoolTensor [B={batch_size}], got shape "
-                             f"{tuple(uncond.shape)}")
-        uncond = uncond.expand(batch_size)
-        if uncond.any() and self.null_start is None:
+        if isinstance(unconditional, torch.Tensor):
+            uncond = unconditional.to(device=self.device, dtype=torch.bool)
+            if uncond.ndim > 1 or (uncond.ndim == 1 and uncond.shape[0] != batch_size):
+                raise ValueError(f"unconditional must be a bool or a BoolTensor [B={batch_size}], got shape "
+                                 f"{tuple(uncond.shape)}")
+            uncond = uncond.expand(batch_size)
+            # frames are read unless every row is unconditional (only asked when none were given)
+            need_frames = frame_embeds is not None or not bool(uncond.all())
+            any_null = self.null_start is None and bool(uncond.any())  # asked only where it matters
+        else:
+            need_frames, any_null, uncond = not unconditional, bool(unconditional), None
+        if any_null and self.null_start is None:
             raise ValueError("this prior was trained without classifier-free guidance (config.guidance=False): "
                              "it has no null condition; use unconditional=False")
-        need_frames = not bool(uncond.all())
         if need_frames and frame_embeds is None:
             raise ValueError("frame_embeds [B, F, 512] are required (CLIP embedding per frame; F=1 for an image)")
-        if frame_embeds is not None:
+        if need_frames:
             self._check_embeds(frame_embeds, batch_size)
-            frame_embeds = frame_embeds.to(self.dtype)
+            frame_embeds = frame_embeds.to(self.device, self.dtype)
 
         # 1. start token: MLP(mean CLIP over frames), or the learned null start
         width = c.width
         if need_frames:
             start = self.start_mlp(frame_embeds.mean(dim=1))  # (B, F, C) -> (B, D)
-            if self.null_start is not None:
+            if uncond is not None and self.null_start is not None:
                 start = torch.where(uncond[:, None], self.null_start.to(start.dtype), start)
         else:
             start = self.null_start.expand(batch_size, width)
@@ -240,14 +277,14 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             _check_tensor(timing, "timing", "[B, 3]")
             if timing.shape != (batch_size, 3):
                 raise ValueError(f"timing must be [B={batch_size}, 3], got {tuple(timing.shape)}")
-            self.time_embedding.check(timing)
             x_cond = x_cond + self.time_embedding(timing.to(self.device))[:, :num_tokens].to(self.dtype)
         if self.frame_mlp is not None:
             if need_frames:
                 # token t reads frame round(t / (n_ctx - 1) * (F - 1)) of the window
                 index = token_to_frame(c.n_ctx, frame_embeds.shape[1], self.device)[:num_tokens]
                 frames = self.frame_mlp(frame_embeds)  # (B, F, C) -> (B, F, D)
-                frames = torch.where(uncond[:, None, None], self.null_frame.to(frames.dtype), frames)
+                if uncond is not None:
+                    frames = torch.where(uncond[:, None, None], self.null_frame.to(frames.dtype), frames)
                 x_cond = x_cond + frames[:, index]  # (B, F, D) -> (B, T, D)
             else:
                 x_cond = x_cond + self.null_frame
@@ -258,11 +295,12 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             _check_tensor(lower_tokens, "lower_tokens", "LongTensor [B, T_low]")
             if lower_tokens.ndim != 2 or lower_tokens.shape[0] != batch_size:
                 raise ValueError(f"lower_tokens must be [B={batch_size}, T_low], got {tuple(lower_tokens.shape)}")
+            if lower_tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+                raise ValueError(f"lower_tokens must be an integer tensor, got {lower_tokens.dtype}")
             t_low = lower_tokens.shape[1]
             if not (num_tokens <= t_low * factor <= c.n_ctx):
                 raise ValueError(f"lower_tokens has {t_low} tokens: it must cover the {num_tokens} UP tokens "
                                  f"(>= {-(-num_tokens // factor)}) and fit one window (<= {c.n_ctx // factor})")
-            self._check_token_range(lower_tokens, c.lower_vocab_size, "lower_tokens")
             x_cond = x_cond + self.lower_conditioner(lower_tokens.to(self.device))[:, :num_tokens]
         return PriorConditioning(start, x_cond)
 
@@ -275,28 +313,20 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
                              f"{int(tokens.max())}]; were they produced by the VQ-VAE level this prior models?")
 
     # ----------------------------------------------------------------------------------------
-    # the network, in pieces the cached sampler reuses
-    def embed(self, prev_tokens: torch.Tensor, start_pos: int, cond: PriorConditioning) -> torch.Tensor:
-        """Transformer input of positions `start_pos .. start_pos + S - 1`.
+    # the network
+    def _embed(self, prev_tokens: torch.Tensor, input_pos: torch.Tensor, start: torch.Tensor,
+               x_cond: torch.Tensor) -> torch.Tensor:
+        """Transformer input [B, S, D] of positions `input_pos` [S] from the token before each [B, S].
 
-        Args:
-            prev_tokens: [B, S] the token before each position (ignored at position 0, whose input is
-                the start token).
-            start_pos: absolute position of the first entry.
-            cond: the window's conditioning.
-
-        Returns:
-            [B, S, D].
+        Position 0's input is the start token; `x_cond` [B, S, D] is that of the same positions.
         """
-        S = prev_tokens.shape[1]
         h = self.token_embedding(prev_tokens)  # (B, S, D)
-        if start_pos == 0:
-            h = torch.cat([cond.start[:, None].to(h.dtype), h[:, 1:]], dim=1)
-        return h + self.position_embedding[start_pos : start_pos + S] + cond.x_cond[:, start_pos : start_pos + S]
+        h = torch.where((input_pos == 0)[None, :, None], start[:, None].to(h.dtype), h)
+        return h + self.position_embedding.index_select(0, input_pos) + x_cond
 
-    def head(self, h: torch.Tensor, x_cond: torch.Tensor) -> torch.Tensor:
-        """Logits [B, S, K] of transformer outputs `h` [B, S, D]; `x_cond` is added again first."""
-        return torch.nn.functional.linear(h + x_cond, self.token_embedding.weight)
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits [B, S, K] from `h + x_cond` [B, S, D] (the output projection is the token embedding)."""
+        return torch.nn.functional.linear(h, self.token_embedding.weight)
 
     def forward(
         self,
@@ -305,21 +335,47 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
         lower_tokens: torch.Tensor | None = None,
         timing: torch.Tensor | None = None,
         unconditional: bool | torch.Tensor = False,
+        *,
+        input_pos: torch.Tensor | None = None,
+        kv_cache: PriorKVCache | None = None,
     ) -> torch.Tensor:
-        """Teacher-forced logits: `logits[:, t]` predicts `tokens[:, t]` from `tokens[:, :t]`.
+        """Logits of a window, teacher-forced (no cache) or cached (prefill and decoding steps).
+
+        Without `kv_cache` (training, scoring): `logits[:, t]` predicts `tokens[:, t]` from
+        `tokens[:, :t]`, conditioned on the arguments below.
+
+        With `kv_cache` (sampling, gpt-fast style): the conditioning of the window is the one stored
+        in the cache (`kv_cache.set_condition(*prior.condition(...))`), `tokens[:, s]` is the INPUT of
+        position `input_pos[s]`, i.e. the token at `input_pos[s] - 1` (ignored at position 0, whose
+        input is the start token), and `logits[:, s]` predicts the token at `input_pos[s]`. Either
+        `input_pos = 0 .. S-1` (prefill: the cache is filled) or one position (a decoding step: the
+        cache is read through fixed-size masked slabs, so the step compiles once with
+        `fullgraph=True` and can run as a CUDA graph).
 
         Args:
-            tokens: LongTensor [B, T], T <= n_ctx, starting at the window's first position.
+            tokens: LongTensor [B, T], T <= n_ctx.
             frame_embeds: [B, F, clip_dim] CLIP embedding per frame of the window (an image: F=1).
                 Not needed when every row is `unconditional`.
             lower_tokens: UP only: the LOW tokens of the window, [B, T // 4] (up to n_ctx // 4).
             timing: LOW only: [B, 3] = (total length, offset, window length) in audio samples.
             unconditional: bool or BoolTensor [B]: use the learned null condition (the guidance
                 branch; condition dropout in training). The time signal is kept.
+            input_pos: cached mode: LongTensor [T] of the positions computed.
+            kv_cache: cached mode: the caches from `new_kv_cache`, batch B.
 
         Returns:
             FloatTensor [B, T, K].
         """
+        if kv_cache is not None:
+            if input_pos is None:
+                raise ValueError("cached decoding needs input_pos, the LongTensor [T] of the positions computed")
+            x_cond = kv_cache.condition_at(input_pos)  # (B, T, D)
+            h = self._embed(tokens, input_pos, kv_cache.start, x_cond)
+            plans = kv_cache.plans(input_pos) if tokens.shape[1] == 1 else {}  # one decoding step
+            for layer, cache in zip(self.layers, kv_cache.layers):
+                h = layer(h, input_pos, cache, plans.get(cache.kind))
+            return self._head(h + x_cond)
+
         _check_tensor(tokens, "tokens", "LongTensor [B, T]")
         if tokens.ndim != 2:
             raise ValueError(f"tokens must be [B, T], got {tuple(tokens.shape)}")
@@ -327,10 +383,11 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
         if not 1 <= T <= self.config.n_ctx:
             raise ValueError(f"tokens has length {T}; one forward pass takes 1..n_ctx={self.config.n_ctx} tokens "
                              "(use im2wav.sampling for longer, windowed generation)")
-        self._check_token_range(tokens, self.config.vocab_size, "tokens")
+        if not self.training:  # value checks read the tensors on the host; training data is checked once, upstream
+            self.check_values(tokens=tokens, frame_embeds=frame_embeds, lower_tokens=lower_tokens, timing=timing)
         cond = self.condition(B, T, frame_embeds, lower_tokens, timing, unconditional)
         # position t's input is token t-1 (the start token at t=0)
-        h = self.embed(torch.roll(tokens, 1, dims=1), 0, cond)
+        h = self._embed(torch.roll(tokens, 1, dims=1), torch.arange(T, device=tokens.device), cond.start, cond.x_cond)
         for layer in self.layers:
             h = layer(h)
-        return self.head(h, cond.x_cond)
+        return self._head(h + cond.x_cond)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
-from ..kv_cache import ATTENTION_KINDS, SparseKVCache
+from ..kv_cache import ATTENTION_KINDS, SparseKVCache, StepPlan
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -59,75 +60,70 @@ class FactorizedAttention(nn.Module):
         self.proj = nn.Linear(attn_width, width)
 
     def _split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, T, _ = x.shape
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # 3 x (B, T, C)
-        # (B, T, C) -> (B, H, T, D_head)
-        return tuple(t.view(B, T, self.heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        return tuple(rearrange(t, "b t (h d) -> b h t d", h=self.heads) for t in (q, k, v))  # (B, H, T, Dh)
 
     def _merge_heads(self, a: torch.Tensor) -> torch.Tensor:
-        B, H, T, Dh = a.shape
-        return self.proj(a.transpose(1, 2).reshape(B, T, H * Dh))  # (B, H, T, D_head) -> (B, T, D)
+        return self.proj(rearrange(a, "b h t d -> b t (h d)"))  # (B, H, T, Dh) -> (B, T, D)
 
     def _sparse_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Full-sequence attention; q/k/v [B, H, T, D_head] with T a multiple of `block_ctx`."""
-        B, H, T, Dh = q.shape
-        nb, bc = T // self.block_ctx, self.block_ctx
-        scale = Dh**-0.5
-        if self.kind == "block":
-            # (B, H, T, Dh) -> (B, H*nb, bc, Dh): causal attention inside each block
-            q, k, v = (t.reshape(B, H * nb, bc, Dh) for t in (q, k, v))
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale).reshape(B, H, T, Dh)
-        if self.kind == "transpose":
-            # (B, H, T, Dh) -> (B, H, bc, nb, Dh) -> (B, H*bc, nb, Dh): causal across blocks
-            q, k, v = (t.reshape(B, H, nb, bc, Dh).transpose(2, 3).reshape(B, H * bc, nb, Dh) for t in (q, k, v))
+        """Full-sequence attention; q/k/v [B, H, T, Dh] with T a multiple of `block_ctx`."""
+        bc, scale = self.block_ctx, self.head_dim**-0.5
+        H = q.shape[1]
+        if self.kind == "block":  # causal attention inside each block `n`, over in-block positions `j`
+            q, k, v = (rearrange(t, "b h (n j) d -> b (h n) j d", j=bc) for t in (q, k, v))
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
-            return a.reshape(B, H, bc, nb, Dh).transpose(2, 3).reshape(B, H, T, Dh)
-        # previous: block b attends to all of block b-1; block 0 to zeros
-        q = q.reshape(B, H * nb, bc, Dh)
-        k, v = (F.pad(t.reshape(B, H, nb, bc, Dh)[:, :, :-1], (0, 0, 0, 0, 1, 0)).reshape(B, H * nb, bc, Dh)
-                for t in (k, v))  # (B, H, nb, bc, Dh) shifted by one block -> (B, H*nb, bc, Dh)
-        return F.scaled_dot_product_attention(q, k, v, scale=scale).reshape(B, H, T, Dh)
+            return rearrange(a, "b (h n) j d -> b h (n j) d", h=H)
+        if self.kind == "transpose":  # causal attention across blocks `n`, at each in-block position `j`
+            q, k, v = (rearrange(t, "b h (n j) d -> b (h j) n d", j=bc) for t in (q, k, v))
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+            return rearrange(a, "b (h j) n d -> b h (n j) d", h=H)
+        # previous: block n attends to all of block n-1; block 0 to zeros
+        q = rearrange(q, "b h (n j) d -> b (h n) j d", j=bc)
+        k, v = (rearrange(F.pad(rearrange(t, "b h (n j) d -> b h n j d", j=bc)[:, :, :-1], (0, 0, 0, 0, 1, 0)),
+                          "b h n j d -> b (h n) j d") for t in (k, v))  # shifted by one block
+        a = F.scaled_dot_product_attention(q, k, v, scale=scale)
+        return rearrange(a, "b (h n) j d -> b h (n j) d", h=H)
 
-    def forward(self, x: torch.Tensor, cache: SparseKVCache | None = None) -> torch.Tensor:
-        """Attention over a sequence that starts at position 0.
+    def forward(
+        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None,
+        plan: StepPlan | None = None,
+    ) -> torch.Tensor:
+        """Attention of a window from its start, or of one decoding step.
 
         Args:
-            x: [B, T, D], T <= n_ctx.
-            cache: when given, the keys/values of these T positions are written into it (prefill).
+            x: [B, T, D].
+            input_pos: LongTensor [T], the positions `0 .. T-1` of `x` (default). With a `cache` their
+                keys/values are written into it (the prefill).
+            cache: this layer's cache.
+            plan: one decoding step (T == 1, with `cache`): this kind's `StepPlan` for the position;
+                the step writes its key/value and reads the past through a fixed-size masked slab.
 
         Returns:
             [B, T, D].
         """
+        if plan is not None:
+            return self._step(x, cache, plan)
         B, T, _ = x.shape
         q, k, v = self._split_heads(x)
         if cache is not None:
-            cache.update(torch.arange(T, device=x.device), k, v)
+            cache.update(input_pos if input_pos is not None else torch.arange(T, device=x.device), k, v)
         pad = -T % self.block_ctx
         if pad:  # padding at the end never reaches earlier positions: every kind is causal
             q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
         a = self._sparse_attention(q, k, v)[:, :, :T]
         return self._merge_heads(a)
 
-    def decode(self, x: torch.Tensor, pos: int, cache: SparseKVCache) -> torch.Tensor:
-        """Attention of a single new token at absolute position `pos`, reading the cache.
-
-        Args:
-            x: [B, 1, D].
-            pos: position of the token (all batch rows decode the same position).
-            cache: this layer's cache, holding every position before `pos` that this kind reads.
-
-        Returns:
-            [B, 1, D].
-        """
-        q, k, v = self._split_heads(x)
-        cache.update(pos, k, v)
-        kv = cache.read(pos)
-        if kv is None:
-            a = torch.zeros_like(q)
-        else:
-            k, v = kv
-            a = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), scale=self.head_dim**-0.5)
-        return self._merge_heads(a)
+    def _step(self, x: torch.Tensor, cache: SparseKVCache, plan: StepPlan) -> torch.Tensor:
+        """One token [B, 1, D] -> [B, 1, D]; few operations, since a step runs once per token and layer."""
+        B = x.shape[0]
+        qkv = self.qkv(x).view(1, B, 3, self.heads, self.head_dim)  # (B, 1, 3C) -> (1, B, q|k|v, H, Dh)
+        k, v = cache.step(plan, qkv[:, :, 1:].transpose(1, 2))  # new (1, 2, B, H, Dh) in; (B, H, L, Dh) out
+        q = qkv[0, :, 0, :, None]  # (B, H, 1, Dh)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, scale=self.head_dim**-0.5)
+        if plan.gate is not None:  # the previous-block kind reads nothing in block 0: zeros, as the original
+            a = a * plan.gate
+        return self.proj(a.view(B, self.heads * self.head_dim)[:, None])  # (B, H, 1, Dh) -> (B, 1, D)
 
 
 class TransformerLayer(nn.Module):
@@ -151,12 +147,10 @@ class TransformerLayer(nn.Module):
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp_proj(quick_gelu(self.mlp_fc(x)))
 
-    def forward(self, x: torch.Tensor, cache: SparseKVCache | None = None) -> torch.Tensor:
-        """[B, T, D] -> [B, T, D] for positions `0 .. T-1`; with `cache`, their keys/values are stored (prefill)."""
-        a = self.attn(self.attn_norm(x), cache)
-        return x + a + self._mlp(self.mlp_norm(x + a))
-
-    def decode(self, x: torch.Tensor, pos: int, cache: SparseKVCache) -> torch.Tensor:
-        """[B, 1, D] -> [B, 1, D] for the one token at position `pos`, reading and extending `cache`."""
-        a = self.attn.decode(self.attn_norm(x), pos, cache)
+    def forward(
+        self, x: torch.Tensor, input_pos: torch.Tensor | None = None, cache: SparseKVCache | None = None,
+        plan: StepPlan | None = None,
+    ) -> torch.Tensor:
+        """[B, T, D] -> [B, T, D] (see `FactorizedAttention.forward` for the cached arguments)."""
+        a = self.attn(self.attn_norm(x), input_pos, cache, plan)
         return x + a + self._mlp(self.mlp_norm(x + a))

@@ -13,6 +13,7 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
 from ..losses import audio as audio_losses
@@ -249,6 +250,7 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
     # --- public API --------------------------------------------------------------------------
 
     @torch.no_grad()
+    @apply_forward_hook  # an offloaded VQ-VAE (enable_model_cpu_offload) moves to its device first
     def encode(self, audio: torch.Tensor) -> list[torch.Tensor]:
         """Audio -> codes of every level.
 
@@ -263,6 +265,7 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
         return [quantizer.encode(encoder(x)) for encoder, quantizer in zip(self.encoders, self.quantizers)]
 
     @torch.no_grad()
+    @apply_forward_hook
     def decode(self, codes: torch.Tensor | list[torch.Tensor], level: int = 0) -> torch.Tensor:
         """Codes of one level -> audio, with that level's decoder only.
 
