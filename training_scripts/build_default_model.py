@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     # 1. The world, and the tiny offline CLIP image encoder fitted to its training videos
     run(scripts / "make_synthetic_dataset.py", "--out", work / "world", "--world", "patterns",
         "--clips-per-class", args.clips_per_class, "--heldout-per-class", 1, "--duration", 4.0, *seed)
-    run("-m", "im2wav.training.image_encoder_fit", "--videos", work / "world" / "videos", "--out", work / "clip",
+    run(scripts / "fit_image_encoder.py", "--videos", work / "world" / "videos", "--out", work / "clip",
         "--steps", args.clip_steps, *CLIP_FIT, *seed)
     # 2. Prepare, train the three stages, assemble
     run(scripts / "prepare_dataset.py", "--input", work / "world" / "videos", "--out", work / "data",

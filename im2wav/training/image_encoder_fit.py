@@ -13,7 +13,7 @@ The audio side (log band energies of the soundtrack, their mean and spread over 
 small MLP) exists only for the fit and is thrown away; the image encoder is saved as a normal
 `CLIPVisionModelWithProjection` folder that `prepare_dataset.py` and the pipeline load as usual.
 
-    python -m im2wav.training.image_encoder_fit --videos world/videos --out runs/clip --steps 300
+    python training_scripts/fit_image_encoder.py --videos world/videos --out runs/clip --steps 400
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _load_pairs(videos: list[Path], frames_per_video: int, sample_rate: int, fps
     return images, np.array(owner), np.stack(features)
 
 
-def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, steps: int = 300, batch_size: int = 32,
+def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, steps: int = 400, batch_size: int = 32,
                       lr: float = 3e-3, frames_per_video: int = 8, temperature: float = 0.1, seed: int = 0,
                       sample_rate: int = 16000, fps: float = 30.0, log_every: int = 50) -> dict:
     """Train `model` (a `CLIPVisionModelWithProjection`) in place with the audio-visual contrastive loss.
@@ -146,7 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="folder to write the fitted CLIP image encoder to")
     parser.add_argument("--init", default=None,
                         help="CLIP image encoder folder to start from (default: im2wav's tiny random CLIP, seeded)")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps")
+    parser.add_argument("--steps", type=int, default=400, help="optimizer steps")
     parser.add_argument("--batch-size", type=int, default=32, help="videos per step")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate")
     parser.add_argument("--frames-per-video", type=int, default=8, help="frames taken from each video")
