@@ -12,10 +12,10 @@ OUT ?= outputs
 
 .PHONY: test install generate clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[test,train,eval]"
+	$(PY) -m pip install -e ".[test,train,eval]" -c .ci/constraints.txt
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,301 +1,135 @@
-"""The `im2wav` command line: generate audio for images and videos.
+"""The `im2wav` command: every stage, from the authors' checkpoints or your own videos to audio.
 
-    im2wav generate dog.jpg --model path/or/hub-id --out dog.wav --seed 0
-    im2wav generate clip.mp4 --model M --out clip.wav --mux-video --spectrogram clip.png
-    im2wav generate a.jpg b.jpg --model M --out outputs/ --num-waveforms 3
+    im2wav generate dog.jpg --model M --out dog.wav          # see `im2wav COMMAND --help`
 
-User errors (a missing file, a bad option, a model folder that is incomplete) print one line and
-exit with status 2; an interrupt exits with 130. Every output file is written to a temporary name
-and renamed when complete, so an interrupted or failed run never leaves a half-written file.
+Each subcommand is a module with `main(argv)`; this one forwards the rest of the command line to it
+and reports user errors the same way for all of them: one line, `im2wav: error: ...`, exit status 2
+(`--debug` or `IM2WAV_DEBUG=1` shows the traceback instead). A ValueError/TypeError raised outside
+im2wav's own code is a bug, not a user error: its traceback is shown. Ctrl-C exits with 130.
+`training_scripts/*.py` run their subcommand through `run_command`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
+import importlib
+import inspect
+import os
 import sys
+import traceback
 from pathlib import Path
 
-__all__ = ["build_parser", "main"]
+from .errors import UserError, run_main
 
-AUDIO_SUFFIXES = (".wav", ".flac")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
-DEFAULT_SECONDS = 4.096
+__all__ = ["COMMANDS", "build_parser", "main", "run_command"]
+
+# subcommand -> (module with `main(argv)`, one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("im2wav.commands.generate", "generate audio for images or videos with a trained pipeline"),
+    "convert": ("im2wav.commands.convert", "convert the authors' .pth.tar checkpoints into model folders"),
+    "make-synthetic": ("im2wav.commands.synthetic", "write the synthetic picture/sound world (test data)"),
+    "prepare": ("im2wav.commands.prepare", "decode videos and CLIP-embed their frames into a training dataset"),
+    "train-vqvae": ("im2wav.commands.train_vqvae", "train or fine-tune the VQ-VAE"),
+    "encode-tokens": ("im2wav.commands.encode_tokens", "encode a prepared dataset into VQ-VAE tokens"),
+    "train-prior": ("im2wav.commands.train_prior", "train or fine-tune the LOW or UP prior"),
+    "assemble": ("im2wav.commands.assemble", "put VQ-VAE, priors and CLIP together into a pipeline folder"),
+    "build-demo": ("im2wav.commands.build_demo", "train a demo-size model on a video folder, on a CPU, in one go"),
+    "evaluate": ("im2wav.evaluation.command", "score generated audio (FAD, KL, IMAGEHEAR accuracy, CLIP-score)"),
+}
+
+EXAMPLES = """\
+examples:
+  im2wav generate dog.jpg --model models/im2wav --out dog.wav --seed 0
+  im2wav convert --vqvae vqvae.pth.tar --low low.pth.tar --up up.pth.tar --clip clip/ --out models/im2wav
+  im2wav build-demo --videos my_clips/ --work-dir runs/demo --out models/my_demo
+  im2wav prepare --input videos/ --out data/prepared --clip-model openai/clip-vit-base-patch32
+  im2wav train-vqvae --dataset data/prepared --run-dir runs/vqvae
+
+Stage by stage: prepare -> train-vqvae -> encode-tokens -> train-prior --level low / up -> assemble.
+Add --debug (or set IM2WAV_DEBUG=1) to see the traceback of an error.
+"""
+
+# Optional dependencies -> the extra that installs them.
+_EXTRAS = {"torchaudio": "eval", "accelerate": "train"}
+# A ValueError/TypeError is the user's to fix when im2wav's own code raised it (a checked argument);
+# raised from deep inside torch or numpy it is a bug and keeps its traceback.
+_OUR_CODE = tuple(str(p) for p in (Path(__file__).resolve().parent, Path(__file__).resolve().parents[1] / "pipelines",
+                                   Path(__file__).resolve().parents[1] / "training_scripts"))
 
 
-class UserError(Exception):
-    """A problem with the command line or the user's files: reported in one line, exit status 2."""
+class InternalError(RuntimeError):
+    """A ValueError/TypeError from outside im2wav's code: a bug, shown with its traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: `im2wav [--debug] COMMAND ...` (only for `--help` and `--version`)."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="im2wav", description="Image-guided audio generation (IM2WAV).")
+    parser = argparse.ArgumentParser(prog="im2wav", description="Image-guided audio generation (IM2WAV).",
+                                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"im2wav {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    gen = commands.add_parser(
-        "generate",
-        help="generate audio for images or videos",
-        description="Generate audio for each INPUT (an image, or a video whose frames are taken at --fps).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    gen.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files")
-    gen.add_argument("--model", required=True, help="pipeline folder (save_pretrained layout) or Hugging Face Hub id")
-    gen.add_argument(
-        "--out",
-        required=True,
-        type=Path,
-        help="output .wav/.flac file; a folder when there are several outputs (several inputs "
-        "or --num-waveforms > 1), files are then named after the inputs",
-    )
-    gen.add_argument(
-        "--seconds",
-        type=float,
-        default=None,
-        help="audio length (default: 4.096 for an image, the video's duration for a video)",
-    )
-    gen.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance scale (1: off)")
-    gen.add_argument("--seed", type=int, default=None, help="random seed (default: a random one, printed)")
-    gen.add_argument("--num-waveforms", type=int, default=1, help="waveforms per input")
-    gen.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
-    gen.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0: all)")
-    gen.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling threshold (1: off)")
-    gen.add_argument("--fps", type=float, default=30.0, help="frame rate at which video frames are taken")
-    gen.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto")
-    gen.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"], help="model dtype")
-    gen.add_argument(
-        "--mux-video",
-        action="store_true",
-        help="also write a copy of each video input with the generated audio (same name as the "
-        "audio file, video suffix)",
-    )
-    gen.add_argument(
-        "--spectrogram",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="also write a mel spectrogram PNG (a folder when there are several outputs)",
-    )
-    gen.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors (also: IM2WAV_DEBUG=1)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, (_, summary) in COMMANDS.items():
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
-# ------------------------------------------------------------------------------------------------
-# planning: everything that can be checked before the model is loaded
+def _raised_by_us(err: BaseException) -> bool:
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(_OUR_CODE)
 
 
-_SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "guidance_scale": "--guidance"}
+def run_command(name: str, argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the subcommand `name` with `argv`, reporting user errors in one line (`errors.run_main`).
 
+    Args:
+        name: a key of `COMMANDS`.
+        argv: its arguments (default: `sys.argv[1:]`); a `--debug` among them shows tracebacks.
+        prog: program name for its usage line and error messages (default: `im2wav NAME` and `im2wav`).
 
-def _check_options(args: argparse.Namespace) -> None:
-    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
-        raise UserError(f"--seconds must be a positive number, got {args.seconds}")
-    if args.num_waveforms < 1:
-        raise UserError(f"--num-waveforms must be >= 1, got {args.num_waveforms}")
-    if not (math.isfinite(args.fps) and args.fps > 0):
-        raise UserError(f"--fps must be a positive number, got {args.fps}")
-    from .sampling import check_sampling_args
+    Returns:
+        The exit status: 0 done, 2 user error, 130 interrupted (argparse's own errors exit 2 too).
+    """
+    module = importlib.import_module(COMMANDS[name][0])
+    kwargs = {"prog": prog or f"im2wav {name}"} if "prog" in inspect.signature(module.main).parameters else {}
 
-    try:  # the library's own checks, reported with the command line's flag names
-        check_sampling_args(args.temperature, args.top_k, args.top_p, args.guidance)
-    except ValueError as err:
-        name, rest = str(err).split(" ", 1)
-        raise UserError(f"{_SAMPLING_FLAGS[name]} {rest}") from None
-
-
-def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
-    """`(input, [audio path per waveform])` for every input; checks the paths before any work."""
-    inputs = [Path(p) for p in args.inputs]
-    for path in inputs:
-        if not path.is_file():
-            raise UserError(f"input not found: {path}")
-    stems = [p.stem for p in inputs]
-    if len(set(stems)) != len(stems):
-        raise UserError("two inputs share a file name; their outputs would collide (rename one)")
-    several = len(inputs) > 1 or args.num_waveforms > 1
-    out: Path = args.out
-    if several:
-        if out.suffix.lower() in AUDIO_SUFFIXES:
-            raise UserError(f"--out {out} is a file name, but there are several outputs; pass a folder")
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} exists and is not a folder")
-        out.mkdir(parents=True, exist_ok=True)
-
-        def name(stem: str, k: int) -> Path:
-            return out / (f"{stem}_{k}.wav" if args.num_waveforms > 1 else f"{stem}.wav")
-
-        plan = [(path, [name(path.stem, k) for k in range(args.num_waveforms)]) for path in inputs]
-    else:
-        if out.suffix.lower() not in AUDIO_SUFFIXES:
-            if out.is_dir():
-                out = out / f"{inputs[0].stem}.wav"
-            else:
-                raise UserError(f"--out {out} must end in .wav or .flac (or be an existing folder)")
-        if not out.parent.is_dir():
-            raise UserError(f"the folder of --out {out} does not exist")
-        plan = [(inputs[0], [out])]
-
-    if args.spectrogram is not None and several:
-        if args.spectrogram.suffix.lower() == ".png":
-            raise UserError("--spectrogram is a file name, but there are several outputs; pass a folder")
-        args.spectrogram.mkdir(parents=True, exist_ok=True)
-    elif args.spectrogram is not None and not args.spectrogram.parent.is_dir():
-        raise UserError(f"the folder of --spectrogram {args.spectrogram} does not exist")
-
-    if not args.overwrite:
-        for source, audio_paths in plan:
-            for audio_path in audio_paths:
-                for path in [
-                    audio_path,
-                    _spectrogram_path(args, audio_path, several),
-                    _video_path(source, audio_path) if args.mux_video else None,
-                ]:
-                    if path is not None and path.exists():
-                        raise UserError(f"{path} already exists; pass --overwrite to replace it")
-    return plan
-
-
-def _spectrogram_path(args: argparse.Namespace, audio_path: Path, several: bool) -> Path | None:
-    if args.spectrogram is None:
-        return None
-    return args.spectrogram / f"{audio_path.stem}.png" if several else args.spectrogram
-
-
-def _video_path(source: Path, audio_path: Path) -> Path:
-    suffix = source.suffix.lower() if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
-    return audio_path.with_suffix(suffix)
-
-
-def _resolve_device(name: str):
-    import torch
-
-    if name != "auto":
+    def checked_main(args: list[str]) -> int | None:
         try:
-            device = torch.device(name)
-        except RuntimeError as err:
-            raise UserError(f"--device {name!r} is not a device name (cpu, cuda, cuda:1, mps)") from err
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda was asked for but CUDA is not available; use --device cpu")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+            return module.main(args, **kwargs)
+        except (ValueError, TypeError) as err:
+            if _raised_by_us(err):
+                raise
+            raise InternalError(f"internal error in im2wav {name} (please report it): {err}") from err
+        except ModuleNotFoundError as err:
+            if err.name not in _EXTRAS:
+                raise
+            raise UserError(f"im2wav {name} needs {err.name}: pip install 'im2wav[{_EXTRAS[err.name]}]' (for "
+                            "torchaudio, the release that matches your torch)") from err
 
-
-@contextlib.contextmanager
-def _quiet_loading():
-    """Silence diffusers'/transformers' loading bars and info chatter: the CLI's stderr is for the
-    sampling progress bar, the seed and what was written."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    levels = diffusers_logging.get_verbosity(), transformers_logging.get_verbosity()
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        diffusers_logging.set_verbosity(levels[0])
-        transformers_logging.set_verbosity(levels[1])
-        diffusers_logging.enable_progress_bar()
-        transformers_logging.enable_progress_bar()
-
-
-# ------------------------------------------------------------------------------------------------
-
-
-def _generate(args: argparse.Namespace) -> None:
-    import torch
-
-    from .media import is_video_file, load_image, load_video_frames, mux_audio_into_video, write_audio
-    from .spectrogram_image import save_spectrogram_png
-
-    _check_options(args)
-    plan = _plan_outputs(args)
-    several = len(plan) > 1 or args.num_waveforms > 1
-    kinds = {source: is_video_file(source) for source, _ in plan}
-    if args.mux_video:
-        not_videos = [str(s) for s, is_video in kinds.items() if not is_video]
-        if not_videos:
-            raise UserError(f"--mux-video needs video inputs; not a video: {', '.join(not_videos)}")
-    device = _resolve_device(args.device)
-    dtype = getattr(torch, args.dtype)
-
-    from .pipelines import Im2WavPipeline
-
-    if args.seconds is not None and args.seconds > Im2WavPipeline.max_audio_length_in_s:
-        raise UserError(
-            f"--seconds {args.seconds} is longer than the {Im2WavPipeline.max_audio_length_in_s:g} s "
-            "limit; generate shorter pieces"
-        )
-    try:
-        with _quiet_loading():
-            pipe = Im2WavPipeline.from_pretrained(args.model)
-            pipe = pipe.to(device, dtype)
-    except OSError as err:  # hub / file-system failures; the pipeline's own checks raise ValueError
-        raise UserError(f"cannot load the model {args.model}: {str(err).splitlines()[0]}") from err
-    limit = pipe.max_audio_length
-    if args.seconds is not None and args.seconds > limit:
-        raise UserError(f"--seconds {args.seconds} is longer than the {limit:g} s limit; generate shorter pieces")
-
-    seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-    if args.seed is None:
-        print(f"seed: {seed}", file=sys.stderr)
-
-    for source, audio_paths in plan:
-        if kinds[source]:
-            video = load_video_frames(source, fps=args.fps, max_seconds=args.seconds or limit)
-            images: object = video.frames
-            seconds = args.seconds or video.duration
-        else:
-            images = load_image(source)
-            seconds = args.seconds or DEFAULT_SECONDS
-        generator = torch.Generator(device="cpu" if device.type == "mps" else device).manual_seed(seed)
-        audios = pipe(
-            images,
-            audio_length_in_s=seconds,
-            guidance_scale=args.guidance,
-            num_waveforms_per_prompt=args.num_waveforms,
-            generator=generator,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            fps=args.fps,
-            output_type="np",
-        ).audios  # [n, 1, S]
-        for audio, audio_path in zip(audios, audio_paths):
-            write_audio(audio_path, audio[0], pipe.sample_rate)
-            written = [audio_path]
-            spectrogram_path = _spectrogram_path(args, audio_path, several)
-            if spectrogram_path is not None:
-                save_spectrogram_png(spectrogram_path, audio[0], pipe.sample_rate)
-                written.append(spectrogram_path)
-            if args.mux_video:
-                written.append(
-                    mux_audio_into_video(source, audio[0], pipe.sample_rate, _video_path(source, audio_path))
-                )
-            print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return run_main(checked_main, argv, prog=prog or "im2wav")  # the scripts' errors name the script
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "generate":
-            _generate(args)
-    except KeyboardInterrupt:
-        print("im2wav: interrupted; no partial output files were left", file=sys.stderr)
-        return 130
-    except (UserError, ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"im2wav: error: {message}", file=sys.stderr)
-        return 2
-    return 0
+    """Run `im2wav [--debug] COMMAND [ARGS]`; returns the exit status (0 ok, 2 user error, 130 interrupted).
+
+    Args:
+        argv: the command line after `im2wav` (default: `sys.argv[1:]`).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    position = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if position is None or argv[position] not in COMMANDS:
+        parser = build_parser()
+        if position is None:
+            parser.parse_args(argv)  # --help / --version exit here
+            parser.print_help(sys.stderr)
+            return 2
+        parser.parse_args(argv[: position + 1])  # an unknown command: argparse lists the choices, exit 2
+    options, name, rest = argv[:position], argv[position], argv[position + 1 :]
+    unknown = [a for a in options if a != "--debug"]
+    if unknown:
+        build_parser().error(f"unrecognized arguments before {name}: {' '.join(unknown)}")
+    return run_command(name, rest + (["--debug"] if "--debug" in options else []))
 
 
 if __name__ == "__main__":

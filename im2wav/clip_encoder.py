@@ -21,7 +21,19 @@ try:  # transformers >= 5 splits the processor into backends; the PIL one needs 
 except ImportError:  # transformers 4.x: CLIPImageProcessor is the PIL implementation
     from transformers import CLIPImageProcessor
 
-__all__ = ["CLIP_MODEL_ID", "embed_images", "load_clip_image_encoder", "tiny_clip_vision"]
+__all__ = ["CLIP_MODEL_ID", "embed_images", "load_clip_image_encoder", "name_pil_processor", "tiny_clip_vision"]
+
+
+def name_pil_processor() -> None:
+    """Let `transformers.CLIPImageProcessorPil` name the PIL processor under transformers 4.x too.
+
+    Pipelines saved under transformers 5 record their processor as `CLIPImageProcessorPil` in
+    model_index.json; under 4.x that class is `CLIPImageProcessor`. Called before loading a pipeline.
+    """
+    import transformers
+
+    if not hasattr(transformers, "CLIPImageProcessorPil"):
+        transformers.CLIPImageProcessorPil = CLIPImageProcessor
 
 CLIP_MODEL_ID = "openai/clip-vit-base-patch32"
 

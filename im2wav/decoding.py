@@ -100,4 +100,8 @@ def compile_step(step: Callable, device: torch.device) -> Callable:
 
 @functools.lru_cache(maxsize=None)
 def _compiled(step: Callable, mode: str | None) -> Callable:
-    return torch.compile(step, fullgraph=True, dynamic=False, mode=mode)
+    if mode is not None:
+        return torch.compile(step, fullgraph=True, dynamic=False, mode=mode)
+    # CPU: the generated wrapper in C++ instead of Python saves ~0.3 ms per step (about 18% at 2 M
+    # parameters: the wrapper asserts and reinterprets every weight on every call)
+    return torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})

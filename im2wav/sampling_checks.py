@@ -10,6 +10,11 @@ import torch
 
 Generator = torch.Generator | list[torch.Generator] | None
 
+# Past these bounds the guided / scaled logits overflow (float16 models first) and the token
+# probabilities become NaN; no real use needs them (top_k=1 is greedy decoding).
+MIN_TEMPERATURE = 1e-3
+MAX_GUIDANCE_SCALE = 100.0
+
 
 def check_sampling_args(
     temperature: float, top_k: int, top_p: float, guidance_scale: float | None = None
@@ -19,22 +24,26 @@ def check_sampling_args(
     Shared by the sampler and `Im2WavPipeline`, so both reject the same values with the same words.
 
     Args:
-        temperature: must be a finite number > 0.
+        temperature: must be a finite number >= `MIN_TEMPERATURE`.
         top_k: must be an int >= 0 (0 disables top-k).
         top_p: must be in (0, 1] (1.0 disables nucleus filtering).
-        guidance_scale: when given, must be a finite number >= 0 (1 disables guidance).
+        guidance_scale: when given, must be a finite number from 0 to `MAX_GUIDANCE_SCALE` (1 disables guidance).
     """
     def real(x) -> bool:
         return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
     if not (real(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number, got {temperature}")
+    if temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature must be at least {MIN_TEMPERATURE:g} (use top_k=1 for greedy), got {temperature}")
     if not (isinstance(top_k, numbers.Integral) and not isinstance(top_k, bool) and top_k >= 0):
         raise ValueError(f"top_k must be an int >= 0 (0 disables it), got {top_k}")
     if not (real(top_p) and 0.0 < top_p <= 1.0):
         raise ValueError(f"top_p must be in (0, 1] (1.0 disables nucleus filtering), got {top_p}")
     if guidance_scale is not None and not (real(guidance_scale) and guidance_scale >= 0):
         raise ValueError(f"guidance_scale must be a finite number >= 0 (1 disables guidance), got {guidance_scale}")
+    if guidance_scale is not None and guidance_scale > MAX_GUIDANCE_SCALE:
+        raise ValueError(f"guidance_scale must be at most {MAX_GUIDANCE_SCALE:g} (the paper uses 3), got {guidance_scale}")
 
 
 def check_generator(generator: Generator, batch_size: int) -> None:

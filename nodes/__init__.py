@@ -5,7 +5,7 @@ package does not import ComfyUI; the nodes reach ``folder_paths`` and ``comfy`` 
 functions.
 """
 
-from .all_in_one import Im2WavImageToAudio
+from .all_in_one import Im2WavImageToAudio, Im2WavVideoToAudio
 from .loader import Im2WavModelLoader
 from .stages import Im2WavDecode, Im2WavEncodeImages, Im2WavSampleLow, Im2WavSampleUp
 
@@ -16,6 +16,7 @@ NODE_CLASS_MAPPINGS = {
     "Im2WavSampleUp": Im2WavSampleUp,
     "Im2WavDecode": Im2WavDecode,
     "Im2WavImageToAudio": Im2WavImageToAudio,
+    "Im2WavVideoToAudio": Im2WavVideoToAudio,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -25,6 +26,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "Im2WavSampleUp": "im2wav Sample UP",
     "Im2WavDecode": "im2wav Decode",
     "Im2WavImageToAudio": "im2wav Image to Audio",
+    "Im2WavVideoToAudio": "im2wav Video to Audio",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -6,15 +6,27 @@ suite) never needs ComfyUI, and tests install stand-ins for ``folder_paths`` and
 
 from __future__ import annotations
 
+import logging
 import os
+import uuid
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from .types import MAX_SEED
+from .types import MAX_SEED, Im2WavModel
+
+logger = logging.getLogger(__name__)
 
 MODEL_FOLDER = "im2wav"
 PIPELINE_MARKER = "model_index.json"
+# The small demo model shipped in this folder (assets/default_model): always offered by the loader,
+# so the example workflows run before any model is installed.
+BUNDLED_MODEL = "im2wav-default (bundled demo)"
+BUNDLED_MODEL_PATH = Path(__file__).resolve().parents[1] / "assets" / "default_model"
+# The frame rate the IM2WAV models were trained on: video files are sampled at it.
+MODEL_FPS = 30.0
 
 
 def register_model_folder() -> None:
@@ -28,10 +40,10 @@ def register_model_folder() -> None:
 
 
 def list_pipelines() -> list[str]:
-    """Names of the pipeline folders below the ``im2wav`` model folders (e.g. ``"im2wav-vggsound"``).
+    """The bundled demo model, then the pipeline folders below the ``im2wav`` model folders.
 
-    A pipeline folder is one that holds a ``model_index.json``; the name is its path relative to
-    the model folder, with forward slashes.
+    A pipeline folder is one that holds a ``model_index.json``; its name is its path relative to
+    the model folder, with forward slashes (e.g. ``"im2wav-vggsound"``).
     """
     import folder_paths
 
@@ -41,11 +53,17 @@ def list_pipelines() -> list[str]:
         for name in folder_paths.get_filename_list(MODEL_FOLDER)
         if os.path.basename(name) == PIPELINE_MARKER
     }
-    return sorted(name for name in names if name)
+    bundled = [BUNDLED_MODEL] if (BUNDLED_MODEL_PATH / PIPELINE_MARKER).is_file() else []
+    return bundled + sorted(name for name in names if name and name != BUNDLED_MODEL)
 
 
 def pipeline_path(name: str) -> str:
     """The full path of the pipeline folder ``name`` (one of :func:`list_pipelines`)."""
+    if name == BUNDLED_MODEL:
+        if not (BUNDLED_MODEL_PATH / PIPELINE_MARKER).is_file():
+            raise ValueError(f"the bundled model is missing from {BUNDLED_MODEL_PATH}; reinstall the im2wav node "
+                             "folder or pick another model")
+        return str(BUNDLED_MODEL_PATH)
     import folder_paths
 
     register_model_folder()
@@ -66,6 +84,100 @@ def torch_device(name: str) -> torch.device:
 
         return comfy.model_management.get_torch_device()
     return torch.device(name)
+
+
+class ComponentsModule(torch.nn.Module):
+    """The pipeline's four models as one ``nn.Module`` for ComfyUI's ``ModelPatcher``.
+
+    The patcher moves and measures an ``nn.Module`` and records its device in a ``device``
+    attribute, which diffusers/transformers models expose read-only; this holder has none. Moving
+    it moves the pipeline's own components (``Module.to`` changes parameters in place).
+    """
+
+    def __init__(self, pipeline):
+        super().__init__()
+        self.image_encoder = pipeline.image_encoder
+        self.low_prior = pipeline.low_prior
+        self.up_prior = pipeline.up_prior
+        self.vqvae = pipeline.vqvae
+
+
+def manage_model(pipeline, name: str, device: str) -> Im2WavModel:
+    """Put a loaded pipeline under ComfyUI's model management.
+
+    Args:
+        pipeline: an ``Im2WavPipeline`` on the CPU.
+        name: its name in the loader.
+        device: ``"auto"`` (ComfyUI's compute device, the CPU under ``--cpu``) or ``"cpu"``.
+
+    Returns:
+        The ``IM2WAV_MODEL`` value; the weights move to the device only when a node needs them
+        (:func:`load_model`), and back to ComfyUI's offload device when ComfyUI frees memory.
+    """
+    import comfy.model_management
+    import comfy.model_patcher
+
+    offload_device = comfy.model_management.unet_offload_device()
+    pipeline.to(offload_device)
+    pipeline.set_progress_bar_config(disable=True)  # ComfyUI's own progress bar is driven instead
+    patcher = comfy.model_patcher.ModelPatcher(ComponentsModule(pipeline), load_device=torch_device(device),
+                                               offload_device=offload_device)
+    weakref.finalize(pipeline, logger.info, "im2wav: released the model %s", name)
+    return Im2WavModel(pipeline=pipeline, patcher=patcher, name=name)
+
+
+def load_model(model: Im2WavModel):
+    """Have ComfyUI place the model on its device (freeing other models if memory is short).
+
+    Returns:
+        The pipeline, ready to run on ``model.load_device``.
+    """
+    import comfy.model_management
+
+    # force_full_load: the patcher's partial (lowvram) loading only splits ComfyUI's own layer
+    # types; the im2wav models are plain torch modules and must sit on one device as a whole.
+    comfy.model_management.load_models_gpu([model.patcher], force_full_load=True)
+    return model.pipeline
+
+
+def video_frames(video) -> tuple[object, float, float]:
+    """What to condition on for ComfyUI's ``VIDEO``: ``(source, fps, duration in seconds)``.
+
+    A video loaded from a file is passed on as its path, sampled at the models' 30 fps by the
+    library as it decodes (so a long or large video is never held in memory as float frames);
+    a video made from frames (Create Video) gives its ``[F, H, W, C]`` IMAGE frames at their rate.
+    """
+    source = video.get_stream_source()
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source), MODEL_FPS, float(video.get_duration())
+    components = video.get_components()
+    fps = float(components.frame_rate)
+    return components.images, fps, components.images.shape[0] / fps
+
+
+def video_with_audio(video, audio: dict):
+    """ComfyUI's ``VIDEO``: ``video``'s pictures with ``audio`` (AUDIO) as their only sound.
+
+    A file-backed video is remuxed (its video stream copied, not re-encoded) into ComfyUI's temp
+    folder; a video made from frames gets the audio in its components.
+    """
+    from comfy_api.input_impl import VideoFromComponents, VideoFromFile
+    from comfy_api.util import VideoComponents
+
+    source = video.get_stream_source()
+    if isinstance(source, (str, os.PathLike)):
+        import folder_paths
+
+        from im2wav.media import mux_audio_into_video
+
+        suffix = Path(source).suffix.lower() if Path(source).suffix.lower() in (".mp4", ".mkv", ".mov") else ".mp4"
+        out = Path(folder_paths.get_temp_directory()) / f"im2wav_{uuid.uuid4().hex}{suffix}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        mux_audio_into_video(source, audio["waveform"][0], audio["sample_rate"], out)
+        return VideoFromFile(str(out))
+    components = video.get_components()
+    return VideoFromComponents(VideoComponents(images=components.images, frame_rate=components.frame_rate,
+                                               audio=audio))
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:

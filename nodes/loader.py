@@ -1,4 +1,4 @@
-"""The model loader node: a pipeline folder under ``ComfyUI/models/im2wav/`` -> ``IM2WAV_MODEL``."""
+"""The model loader node: a pipeline folder under ``ComfyUI/models/im2wav/`` (or the bundled demo) -> ``IM2WAV_MODEL``."""
 
 from __future__ import annotations
 
@@ -15,18 +15,21 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 
 class Im2WavModelLoader:
-    """Load an :class:`~im2wav.Im2WavPipeline` from a folder in ``ComfyUI/models/im2wav/``."""
+    """Load an :class:`~im2wav.Im2WavPipeline` from a folder in ``ComfyUI/models/im2wav/``, under ComfyUI's memory management."""
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "model": (comfy_hooks.list_pipelines(), {
-                    "tooltip": "A pipeline folder (one holding model_index.json) in ComfyUI/models/im2wav/.",
+                    "tooltip": "A pipeline folder (one holding model_index.json) in ComfyUI/models/im2wav/. "
+                               f"'{comfy_hooks.BUNDLED_MODEL}' is the tiny model shipped with the node pack: it "
+                               "knows three shapes and three tones, enough to try the graphs.",
                 }),
                 "device": (["auto", "cpu"], {
                     "default": "auto",
-                    "tooltip": "auto: ComfyUI's compute device (the CPU when ComfyUI runs with --cpu).",
+                    "tooltip": "auto: ComfyUI's compute device (the CPU when ComfyUI runs with --cpu). ComfyUI "
+                               "moves the model there when a node needs it and offloads it when memory is short.",
                 }),
                 "dtype": (list(DTYPES), {
                     "default": "float32",
@@ -39,13 +42,16 @@ class Im2WavModelLoader:
     RETURN_NAMES = ("im2wav_model",)
     FUNCTION = "load"
     CATEGORY = CATEGORY
-    DESCRIPTION = "Loads an IM2WAV pipeline (CLIP image encoder, LOW and UP priors, VQ-VAE decoder)."
+    DESCRIPTION = ("Loads an IM2WAV model (CLIP image encoder, LOW and UP priors, VQ-VAE decoder) from "
+                   "ComfyUI/models/im2wav/. ComfyUI manages its memory like that of its own models.")
 
     def load(self, model: str, device: str, dtype: str):
-        """Load the pipeline folder ``model`` and move it to ``device`` in ``dtype``."""
+        """Load the pipeline folder ``model`` in ``dtype`` and hand it to ComfyUI's model management."""
         from im2wav import Im2WavPipeline
+        from im2wav.quiet_loading import dtype_argument, quiet_loading
 
         path = comfy_hooks.pipeline_path(model)
-        logger.info("loading im2wav pipeline from %s", path)
-        pipe = Im2WavPipeline.from_pretrained(path)
-        return (pipe.to(comfy_hooks.torch_device(device), DTYPES[dtype]),)
+        with quiet_loading():
+            pipe = Im2WavPipeline.from_pretrained(path, **dtype_argument(DTYPES[dtype]))
+        logger.info("im2wav: loaded the model %s (%s)", model, path)
+        return (comfy_hooks.manage_model(pipe, model, device),)

@@ -1,16 +1,21 @@
 """One node per pipeline stage: encode images, sample LOW, sample UP, decode.
 
-Each node converts ComfyUI values and calls one ``Im2WavPipeline`` method.
+Each node converts ComfyUI values, has ComfyUI place the model on its device
+(``comfy_hooks.load_model``) and calls one ``Im2WavPipeline`` method.
 """
 
 from __future__ import annotations
 
 from . import comfy_hooks
-from .types import CATEGORY, CONDITIONING, MAX_SEED, MODEL, TOKENS, Im2WavConditioning, Im2WavTokens
+from .types import CATEGORY, CONDITIONING, MAX_SEED, MODEL, TOKENS, Im2WavConditioning, Im2WavModel, Im2WavTokens
 
-# What the IMAGE batch means: ComfyUI's IMAGE is [B, H, W, C]; the pipeline takes [F, H, W, C] as
-# one frame sequence and [B, F, H, W, C] as a batch of sequences.
+# What the IMAGE batch means: ComfyUI's IMAGE is [B, H, W, C]; the pipeline takes it as `video`
+# (the frames of one sequence) or as `images` (B single pictures).
 IMAGE_MODES = ["frames of one video", "batch of single images"]
+MODEL_INPUT = (MODEL, {"tooltip": "The model from 'im2wav Model Loader'."})
+MODE_TOOLTIP = ("frames of one video: one sound for the whole batch, the frames spread over its length; "
+                "batch of single images: one sound per image.")
+BATCH_SIZE_INPUT = ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Sounds per image or video."})
 
 
 def sampling_inputs(include_length: bool) -> dict:
@@ -26,19 +31,25 @@ def sampling_inputs(include_length: bool) -> dict:
             "tooltip": "Classifier-free guidance of the LOW prior (the paper uses 3; 1 disables it).",
         })
     inputs.update({
-        "temperature": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 5.0, "step": 0.01}),
-        "top_k": ("INT", {"default": 0, "min": 0, "max": 2048, "tooltip": "0 keeps every token."}),
-        "top_p": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01, "tooltip": "1 keeps every token."}),
-        "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True}),
+        "temperature": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 5.0, "step": 0.01,
+                                  "tooltip": "Sampling temperature: below 1 plainer, above 1 more varied sound."}),
+        "top_k": ("INT", {"default": 0, "min": 0, "max": 2048,
+                          "tooltip": "Sample only among the k most likely tokens; 0 keeps every token."}),
+        "top_p": ("FLOAT", {"default": 1.0, "min": 0.01, "max": 1.0, "step": 0.01,
+                            "tooltip": "Nucleus sampling: keep the most likely tokens up to this probability; "
+                                       "1 keeps every token."}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": MAX_SEED, "control_after_generate": True,
+                         "tooltip": "The same seed, model and settings give the same sound."}),
     })
     return inputs
 
 
-def image_sequences(images, mode: str):
-    """ComfyUI IMAGE ``[B, H, W, C]`` -> the pipeline's ``[F, H, W, C]`` (one sequence) or ``[B, 1, H, W, C]``."""
+def image_input(images, mode: str) -> dict:
+    """ComfyUI IMAGE ``[B, H, W, C]`` -> the pipeline's argument: ``{"video": frames}`` (one frame
+    sequence) or ``{"images": pictures}`` (one picture per row)."""
     if mode not in IMAGE_MODES:
         raise ValueError(f"mode must be one of {IMAGE_MODES}, got {mode!r}")
-    return images if mode == IMAGE_MODES[0] else images.unsqueeze(1)  # [B, H, W, C] -> [B, F=1, H, W, C]
+    return {"video": images} if mode == IMAGE_MODES[0] else {"images": images}
 
 
 class Im2WavEncodeImages:
@@ -48,13 +59,9 @@ class Im2WavEncodeImages:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "im2wav_model": (MODEL,),
-                "images": ("IMAGE",),
-                "mode": (IMAGE_MODES, {
-                    "default": IMAGE_MODES[0],
-                    "tooltip": "frames of one video: one sound for the whole batch; "
-                               "batch of single images: one sound per image.",
-                }),
+                "im2wav_model": MODEL_INPUT,
+                "images": ("IMAGE", {"tooltip": "The picture(s), or the frames of a video."}),
+                "mode": (IMAGE_MODES, {"default": IMAGE_MODES[0], "tooltip": MODE_TOOLTIP}),
                 "fps": ("FLOAT", {
                     "default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01,
                     "tooltip": "Frame rate of the frames (connect Get Video Components' fps).",
@@ -73,11 +80,12 @@ class Im2WavEncodeImages:
     RETURN_NAMES = ("conditioning",)
     FUNCTION = "encode"
     CATEGORY = CATEGORY
+    DESCRIPTION = "Embeds each picture (or each video frame) with the model's CLIP image encoder: what the priors listen to."
 
-    def encode(self, im2wav_model, images, mode: str, fps: float, max_seconds: float = 0.0):
+    def encode(self, im2wav_model: Im2WavModel, images, mode: str, fps: float, max_seconds: float = 0.0):
         """Return the CLIP embeddings of ``images`` (of their first ``max_seconds`` when it is > 0)."""
-        embeds = im2wav_model.encode_images(
-            image_sequences(images, mode), fps=fps, max_seconds=max_seconds if max_seconds > 0 else None
+        embeds = comfy_hooks.load_model(im2wav_model).encode_images(
+            **image_input(images, mode), fps=fps, max_seconds=max_seconds if max_seconds > 0 else None
         )
         return (Im2WavConditioning(embeds),)
 
@@ -87,29 +95,30 @@ class Im2WavSampleLow:
 
     @classmethod
     def INPUT_TYPES(cls):
-        inputs = {"im2wav_model": (MODEL,), "conditioning": (CONDITIONING,)}
+        inputs = {"im2wav_model": MODEL_INPUT,
+                  "conditioning": (CONDITIONING, {"tooltip": "From 'im2wav Encode Images'."})}
         inputs.update(sampling_inputs(include_length=True))
-        inputs["batch_size"] = ("INT", {
-            "default": 1, "min": 1, "max": 64, "tooltip": "Waveforms per conditioning item.",
-        })
+        inputs["batch_size"] = BATCH_SIZE_INPUT
         return {"required": inputs}
 
     RETURN_TYPES = (TOKENS,)
     RETURN_NAMES = ("low_tokens",)
     FUNCTION = "sample"
     CATEGORY = CATEGORY
+    DESCRIPTION = ("Samples the coarse sound (LOW prior, one token per 2 ms) from the image conditioning, "
+                   "with classifier-free guidance. The slowest step; Cancel stops it at the next token.")
 
-    def sample(self, im2wav_model, conditioning: Im2WavConditioning, seconds: float, guidance_scale: float,
-               temperature: float, top_k: int, top_p: float, seed: int, batch_size: int):
+    def sample(self, im2wav_model: Im2WavModel, conditioning: Im2WavConditioning, seconds: float,
+               guidance_scale: float, temperature: float, top_k: int, top_p: float, seed: int, batch_size: int):
         """Return LOW tokens ``[B * batch_size, T_low]``."""
-        tokens = im2wav_model.sample_low(
+        tokens = comfy_hooks.load_model(im2wav_model).sample_low(
             conditioning.image_embeds,
             audio_length_in_s=seconds,
             guidance_scale=guidance_scale,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
-            generator=comfy_hooks.make_generator(seed, im2wav_model.device),
+            generator=comfy_hooks.make_generator(seed, im2wav_model.load_device),
             num_waveforms_per_prompt=batch_size,
             callback=comfy_hooks.progress_callback(),
         )
@@ -121,7 +130,8 @@ class Im2WavSampleUp:
 
     @classmethod
     def INPUT_TYPES(cls):
-        inputs = {"im2wav_model": (MODEL,), "low_tokens": (TOKENS,)}
+        inputs = {"im2wav_model": MODEL_INPUT,
+                  "low_tokens": (TOKENS, {"tooltip": "From 'im2wav Sample LOW'."})}
         inputs.update(sampling_inputs(include_length=False))
         return {"required": inputs}
 
@@ -129,17 +139,19 @@ class Im2WavSampleUp:
     RETURN_NAMES = ("up_tokens",)
     FUNCTION = "sample"
     CATEGORY = CATEGORY
+    DESCRIPTION = ("Samples the fine sound (UP prior, four tokens per LOW token) from the LOW tokens. "
+                   "Re-run it with other seeds to vary the detail and keep the coarse sound.")
 
-    def sample(self, im2wav_model, low_tokens: Im2WavTokens, temperature: float, top_k: int, top_p: float,
-               seed: int):
+    def sample(self, im2wav_model: Im2WavModel, low_tokens: Im2WavTokens, temperature: float, top_k: int,
+               top_p: float, seed: int):
         """Return UP tokens ``[B * n, 4 * T_low]``."""
-        tokens = im2wav_model.sample_up(
+        tokens = comfy_hooks.load_model(im2wav_model).sample_up(
             low_tokens.require("low", "im2wav Sample UP"),
             low_tokens.conditioning.image_embeds,
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
-            generator=comfy_hooks.make_generator(seed, im2wav_model.device),
+            generator=comfy_hooks.make_generator(seed, im2wav_model.load_device),
             callback=comfy_hooks.progress_callback(),
         )
         return (Im2WavTokens(tokens, "up", low_tokens.conditioning),)
@@ -150,16 +162,18 @@ class Im2WavDecode:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"im2wav_model": (MODEL,), "up_tokens": (TOKENS,)}}
+        return {"required": {"im2wav_model": MODEL_INPUT,
+                             "up_tokens": (TOKENS, {"tooltip": "From 'im2wav Sample UP'."})}}
 
     RETURN_TYPES = ("AUDIO",)
     RETURN_NAMES = ("audio",)
     FUNCTION = "decode"
     CATEGORY = CATEGORY
+    DESCRIPTION = "Turns UP tokens into sound with the VQ-VAE decoder (16 kHz mono for the released models)."
 
-    def decode(self, im2wav_model, up_tokens: Im2WavTokens):
+    def decode(self, im2wav_model: Im2WavModel, up_tokens: Im2WavTokens):
         """Return AUDIO ``{"waveform": [B, 1, S] float32 on the CPU, "sample_rate": the model's rate}``."""
-        waveform = im2wav_model.decode(up_tokens.require("up", "im2wav Decode"))
+        waveform = comfy_hooks.load_model(im2wav_model).decode(up_tokens.require("up", "im2wav Decode"))
         return (audio_output(waveform, im2wav_model.sample_rate),)
 
 

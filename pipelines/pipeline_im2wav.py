@@ -11,13 +11,10 @@ import json
 import math
 import numbers
 import os
-import re
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 from diffusers.pipelines.pipeline_utils import AudioPipelineOutput
@@ -25,8 +22,10 @@ from diffusers.utils import replace_example_docstring
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection
 
-from im2wav.clip_encoder import CLIPImageProcessor, embed_images
-from im2wav.media import frame_count, is_video_file, load_frames, load_image
+from im2wav.clip_encoder import CLIPImageProcessor, embed_images, name_pil_processor
+from im2wav.image_processor import check_fps, check_num_waveforms, encoder_short_side, prepare_frames
+from im2wav.media import frame_count
+from im2wav.model_folder import check_pipeline_folder, is_hub_id
 from im2wav.models.prior import Im2WavPrior
 from im2wav.models.vqvae import HierarchicalVQVAE
 from im2wav.sampling import (
@@ -37,6 +36,9 @@ from im2wav.sampling import (
 )
 
 __all__ = ["Im2WavPipeline", "check_pipeline_folder"]
+
+Generator = torch.Generator | list[torch.Generator] | None
+Callback = Callable[[int, int], None]
 
 EXAMPLE_DOC_STRING = """
     Examples:
@@ -55,134 +57,18 @@ EXAMPLE_DOC_STRING = """
         >>> soundfile.write("dog.wav", audio[0, 0], pipe.sample_rate)
 
         >>> # a video file (frames taken at 30 fps), 8 s of audio, two variations
-        >>> audio = pipe("clip.mp4", audio_length_in_s=8.0, num_waveforms_per_prompt=2).audios  # [2, 1, 128000]
+        >>> audio = pipe(video="clip.mp4", audio_length_in_s=8.0, num_waveforms_per_prompt=2).audios  # [2, 1, 128000]
+
+        >>> # frames you already have are a `video`; a list in `images` is a batch of single pictures
+        >>> frames = [Image.open(f"frame_{k:03d}.png") for k in range(120)]  # 4 s at 30 fps
+        >>> audio = pipe(video=frames, fps=30).audios  # [1, 1, 65536]: one sound for the sequence
+        >>> audio = pipe(images=frames[:2]).audios  # [2, 1, 65536]: one sound per picture
         ```
 """
-
-# Components a pipeline folder must hold, with the file that proves each one was saved.
-_COMPONENT_FILES = {
-    "image_encoder": "config.json",
-    "feature_extractor": "preprocessor_config.json",
-    "vqvae": "config.json",
-    "low_prior": "config.json",
-    "up_prior": "config.json",
-}
 
 ImageInput = Any  # see `Im2WavPipeline.encode_images` for the accepted forms
 
 
-def _safetensors_problem(path: Path) -> str | None:
-    """Why `path` is not a complete safetensors file, or None when its header and size agree."""
-    size = path.stat().st_size
-    if size < 8:
-        return f"it has only {size} bytes"
-    with open(path, "rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        if header_len > size - 8:
-            return f"its header claims {header_len} bytes but the file has {size}"
-        try:
-            header = json.loads(f.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return "its header is not valid JSON"
-    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
-    expected = 8 + header_len + max(ends, default=0)
-    if size < expected:
-        return f"it has {size} bytes but its header describes {expected}"
-    return None
-
-
-def check_pipeline_folder(folder: str | os.PathLike) -> None:
-    """Raise a `ValueError` that names the problem when `folder` is not a complete im2wav pipeline.
-
-    Checks that `model_index.json` exists and names every component, that each component's
-    folder holds its config and weights, and that no safetensors file is truncated.
-    """
-    folder = Path(folder)
-    index_path = folder / "model_index.json"
-    if not index_path.is_file():
-        raise ValueError(
-            f"{folder} is not an im2wav pipeline folder: model_index.json is missing. Make one with "
-            "`pipe.save_pretrained(folder)` or `training_scripts/convert_original_checkpoint.py`"
-        )
-    try:
-        index = json.loads(index_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{index_path} is not valid JSON ({err}); re-save the pipeline") from err
-    for name, config_file in _COMPONENT_FILES.items():
-        entry = index.get(name)
-        if not isinstance(entry, list) or None in entry:
-            raise ValueError(f"{index_path} has no {name!r} component; re-save the pipeline with all five components")
-        subfolder = folder / name
-        if not (subfolder / config_file).is_file():
-            raise ValueError(f"the pipeline folder {folder} is missing its {name!r} component ({name}/{config_file})")
-        if name == "feature_extractor":
-            continue
-        weights = sorted(subfolder.glob("*.safetensors")) + sorted(subfolder.glob("*.bin"))
-        if not weights:
-            raise ValueError(f"the {name!r} component in {subfolder} has no weights file (*.safetensors)")
-        for file in weights:
-            problem = _safetensors_problem(file) if file.suffix == ".safetensors" else None
-            if problem:
-                raise ValueError(f"{file} is truncated or corrupt: {problem}. Re-download or re-save the pipeline")
-
-
-def _is_hub_id(name: str) -> bool:
-    return re.fullmatch(r"[A-Za-z0-9_][\w.-]*(/[\w.-]+)?", name) is not None and ".." not in name
-
-
-def _is_path(item: Any) -> bool:
-    return isinstance(item, (str, os.PathLike))
-
-
-def _is_frame(item: Any) -> bool:
-    """One image: a Pillow image, an image file path, or an `[H, W, C]` array."""
-    return (
-        isinstance(item, Image.Image)
-        or _is_path(item)
-        or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 3)
-    )
-
-
-def _check_fps(fps: float) -> None:
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be a positive number of frames per second, got {fps}")
-
-
-def _check_num_waveforms(num_waveforms_per_prompt: int) -> None:
-    if not isinstance(num_waveforms_per_prompt, int) or num_waveforms_per_prompt < 1:
-        raise ValueError(f"num_waveforms_per_prompt must be an int >= 1, got {num_waveforms_per_prompt}")
-
-
-def _array_to_images(array: np.ndarray | torch.Tensor) -> list[Image.Image]:
-    """`[H, W, C]` or `[F, H, W, C]` uint8 / float-in-0..1 array -> RGB Pillow images (checked)."""
-    if isinstance(array, torch.Tensor):
-        if array.is_complex():
-            raise TypeError("image arrays must be real, got a complex tensor")
-        is_float = array.is_floating_point()
-        array = array.detach().to("cpu", torch.float32 if is_float else array.dtype).numpy()
-    array = np.asarray(array)
-    frames = array[None] if array.ndim == 3 else array  # [F, H, W, C]
-    if frames.ndim != 4:
-        raise ValueError(f"image arrays must be [H, W, C], [F, H, W, C] or [B, F, H, W, C], got shape {array.shape}")
-    if frames.shape[-1] != 3:
-        hint = " (it looks channels-first: move the channel axis last)" if frames.shape[1] == 3 else ""
-        raise ValueError(f"image arrays must have 3 (RGB) channels last, got shape {array.shape}{hint}")
-    if frames.shape[0] == 0 or frames.shape[1] == 0 or frames.shape[2] == 0:
-        raise ValueError(f"image array has an empty dimension: shape {array.shape}")
-    if frames.dtype == np.uint8:
-        return [Image.fromarray(frame, mode="RGB") for frame in frames]
-    if not np.issubdtype(frames.dtype, np.floating):
-        raise TypeError(f"image arrays must be uint8 (0..255) or float (0..1), got dtype {frames.dtype}")
-    if not np.isfinite(frames).all():
-        raise ValueError("the image array contains NaN or inf values")
-    low, high = float(frames.min()), float(frames.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(
-            f"float image arrays must lie in 0..1, got values in {low:.4g}..{high:.4g}; "
-            "divide 0..255 data by 255 or pass uint8"
-        )
-    pixels = np.rint(frames.astype(np.float64) * 255.0).astype(np.uint8)
-    return [Image.fromarray(frame, mode="RGB") for frame in pixels]
 
 
 class Im2WavPipeline(DiffusionPipeline):
@@ -250,7 +136,7 @@ class Im2WavPipeline(DiffusionPipeline):
         name = str(pretrained_model_name_or_path)
         folder = Path(os.path.expanduser(name))
         if not folder.is_dir():
-            if not _is_hub_id(name) or folder.exists():
+            if not is_hub_id(name) or folder.exists():
                 raise ValueError(
                     f"pipeline folder not found: {name} (pass a folder made by save_pretrained or a hub id)"
                 )
@@ -259,7 +145,14 @@ class Im2WavPipeline(DiffusionPipeline):
             hub_kwargs = {
                 k: kwargs.pop(k) for k in ("revision", "cache_dir", "token", "local_files_only") if k in kwargs
             }
-            folder = Path(snapshot_download(name, **hub_kwargs))
+            try:
+                folder = Path(snapshot_download(name, **hub_kwargs))
+            except Exception as err:  # noqa: BLE001 - network, auth and missing-repo errors of the hub client
+                raise FileNotFoundError(
+                    f"pipeline folder not found: {name} is not a local folder, and fetching it as a Hugging Face "
+                    f"Hub repo id failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+                    "Check the path, or the repo id and your connection"
+                ) from err
         check_pipeline_folder(folder)
 
         # model_index.json names im2wav's own classes by module path; diffusers only resolves such
@@ -268,6 +161,7 @@ class Im2WavPipeline(DiffusionPipeline):
         for entry in index.values():
             if isinstance(entry, list) and entry and isinstance(entry[0], str) and entry[0].startswith("im2wav."):
                 importlib.import_module(entry[0])
+        name_pil_processor()  # a folder saved under transformers 5 names a class 4.x calls otherwise
         return super().from_pretrained(folder, **kwargs)
 
     # ------------------------------------------------------------------------------------------
@@ -302,11 +196,17 @@ class Im2WavPipeline(DiffusionPipeline):
     # checks
 
     def check_audio_length(self, audio_length_in_s: float) -> None:
-        """Raise a `ValueError` unless `0 < audio_length_in_s <= max_audio_length` (finite)."""
+        """Raise a `ValueError` unless `audio_length_in_s` is one LOW token's span (2 ms) to `max_audio_length`."""
         if isinstance(audio_length_in_s, bool) or not isinstance(audio_length_in_s, numbers.Real):
             raise TypeError(f"audio_length_in_s must be a number of seconds, got {type(audio_length_in_s).__name__}")
         if not math.isfinite(audio_length_in_s) or audio_length_in_s <= 0:
             raise ValueError(f"audio_length_in_s must be a positive number of seconds, got {audio_length_in_s}")
+        shortest = self.low_hop_length / self.sample_rate
+        if audio_length_in_s < shortest:
+            raise ValueError(
+                f"audio_length_in_s={audio_length_in_s:g} is shorter than one token ({shortest:g} s, "
+                f"{self.low_hop_length} samples); ask for at least that"
+            )
         if audio_length_in_s > self.max_audio_length:
             raise ValueError(
                 f"audio_length_in_s={audio_length_in_s} is longer than the {self.max_audio_length:g} s this "
@@ -340,107 +240,48 @@ class Im2WavPipeline(DiffusionPipeline):
     # 1. images -> CLIP embeddings
 
     def prepare_frames(
-        self, images: ImageInput, fps: float = 30.0, max_seconds: float | None = None
+        self, images: ImageInput = None, fps: float = 30.0, max_seconds: float | None = None, video: ImageInput = None
     ) -> list[list[Image.Image]]:
-        """Turn any accepted image input into a batch of RGB frame sequences.
+        """Turn `images` (single pictures) or `video` (frame sequences) into a batch of RGB frame
+        sequences, each frame shrunk to the image encoder's input size (which leaves CLIP's result
+        unchanged and memory small).
 
         Args:
-            images: any form `encode_images` accepts.
-            fps: frame rate at which video files are sampled.
-            max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))` frames.
+            images: single pictures, as `encode_images` takes them.
+            fps: frame rate of frame sequences and at which video files are sampled.
+            max_seconds: when given, each sequence is cut to its first `max(1, int(max_seconds * fps))`
+                frames; frames past that are never decoded.
+            video: frame sequences, as `encode_images` takes them.
 
         Returns:
             `B` lists of `F_b` Pillow RGB images.
         """
-        _check_fps(fps)
+        short_side = encoder_short_side(self.feature_extractor)
+        return prepare_frames(images, fps=fps, max_seconds=max_seconds, short_side=short_side, video=video)
 
-        def one_item(item: Any) -> list[Image.Image]:  # one batch element -> its frames
-            if isinstance(item, Image.Image):
-                return [load_image(item)]
-            if _is_path(item):
-                return load_frames(item, fps=fps, max_seconds=max_seconds)
-            if isinstance(item, (np.ndarray, torch.Tensor)):
-                if item.ndim not in (3, 4):
-                    raise ValueError(
-                        f"a batch element array must be [H, W, C] or [F, H, W, C], got shape {tuple(item.shape)}"
-                    )
-                return _array_to_images(item)
-            if isinstance(item, (list, tuple)):
-                if len(item) == 0:
-                    raise ValueError("got an empty frame list; a frame sequence needs at least one image")
-                frames = []
-                for frame in item:
-                    if not _is_frame(frame):
-                        raise TypeError(
-                            "a frame sequence must hold Pillow images, image paths or [H, W, C] arrays, "
-                            f"got {type(frame).__name__}"
-                        )
-                    if _is_path(frame) and is_video_file(frame):
-                        raise ValueError(f"{frame} is a video; pass videos as batch elements, not inside a frame list")
-                    frames.extend(
-                        _array_to_images(frame)
-                        if isinstance(frame, (np.ndarray, torch.Tensor))
-                        else [load_image(frame)]
-                    )
-                return frames
-            raise TypeError(
-                f"unsupported image input {type(item).__name__}: pass a PIL image, a list of them (frames), "
-                "a list of such lists (batch), a path, or a uint8/float array [H, W, C], [F, H, W, C] or "
-                "[B, F, H, W, C]"
-            )
-
-        # Split the input into batch elements.
-        if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 5:
-            items: list[Any] = list(images)  # [B, F, H, W, C]
-        elif isinstance(images, (list, tuple)):
-            if len(images) == 0:
-                raise ValueError("got an empty image list; pass at least one image")
-            if all(
-                isinstance(x, Image.Image) or (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 3)
-                for x in images
-            ):
-                items = [list(images)]  # one frame sequence
-            elif all(
-                _is_path(x)
-                or isinstance(x, (list, tuple))
-                or (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 4)
-                for x in images
-            ):
-                items = list(images)  # a batch
-            else:
-                raise TypeError(
-                    "a list must hold either frames (PIL images / [H, W, C] arrays: one sequence) or batch elements "
-                    "(paths, frame lists, [F, H, W, C] arrays), not a mix"
-                )
-        else:
-            items = [images]
-
-        batch = [one_item(item) for item in items]
-        if max_seconds is not None:
-            keep = frame_count(max_seconds, fps)
-            batch = [frames[:keep] for frames in batch]
-        return batch
-
-    def encode_images(self, images: ImageInput, fps: float = 30.0, max_seconds: float | None = None) -> torch.Tensor:
-        """CLIP-embed every frame: the conditioning of both priors.
+    def encode_images(
+        self, images: ImageInput = None, fps: float = 30.0, max_seconds: float | None = None, video: ImageInput = None
+    ) -> torch.Tensor:
+        """CLIP-embed every frame: the conditioning of both priors. Pass exactly one of `images` and
+        `video`; the argument, not the Python type, says what the input is (docs/pipeline.md).
 
         Args:
-            images: one of
-                - a PIL image, an image file path, or an `[H, W, C]` array: one image;
-                - a list of PIL images / `[H, W, C]` arrays, or an `[F, H, W, C]` array: one frame
-                  sequence (a video at `fps`);
-                - a video file path: its frames sampled at `fps`;
-                - a list of paths / frame lists / `[F, H, W, C]` arrays, or a `[B, F, H, W, C]` array: a batch.
+            images: single pictures, one sound each: a PIL image, an image file, an `[H, W, C]`
+                array, a list of those, or a `[B, H, W, C]` array. A video file here is one item,
+                its frames taken at `fps`.
+            fps: frame rate of `video` frames and at which video files are sampled.
+            max_seconds: keep only the frames of the first `max_seconds` seconds (at `fps`).
+            video: frame sequences, one sound each: a list of frames (PIL images, image files,
+                `[H, W, C]` arrays) or an `[F, H, W, C]` array is one video; a list of such
+                sequences or a `[B, F, H, W, C]` array is a batch; a video file path is one video.
                 Arrays are uint8 (0..255) or float (0..1), numpy or torch, channels last. Frames of
                 different sizes may be mixed: the CLIP processor resizes and centre-crops each one.
                 Every sequence in a batch must end up with the same number of frames.
-            fps: frame rate used to sample video files.
-            max_seconds: keep only the frames of the first `max_seconds` seconds (at `fps`).
 
         Returns:
             `[B, F, D]` float32 L2-normalised CLIP image embeddings.
         """
-        batch = self.prepare_frames(images, fps=fps, max_seconds=max_seconds)
+        batch = self.prepare_frames(images, fps=fps, max_seconds=max_seconds, video=video)
         counts = sorted({len(frames) for frames in batch})
         if len(counts) > 1:
             raise ValueError(
@@ -487,9 +328,16 @@ class Im2WavPipeline(DiffusionPipeline):
         self._check_image_embeds(image_embeds)
         self.check_audio_length(audio_length_in_s)
         check_sampling_args(temperature, top_k, top_p, guidance_scale)
-        _check_num_waveforms(num_waveforms_per_prompt)
+        check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
         check_generator(generator, image_embeds.shape[0] * num_waveforms_per_prompt)
+        return self._sample_low(image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p, generator,
+                                num_waveforms_per_prompt, callback)
 
+    def _sample_low(
+        self, image_embeds: torch.Tensor, audio_length_in_s: float, guidance_scale: float, temperature: float,
+        top_k: int, top_p: float, generator: Generator, num_waveforms_per_prompt: int, callback: Callback | None,
+    ) -> torch.LongTensor:
+        """`sample_low` without the checks (the caller made them)."""
         device = self._execution_device
         embeds = image_embeds.to(device, self.low_prior.dtype).repeat_interleave(
             num_waveforms_per_prompt, dim=0
@@ -539,9 +387,17 @@ class Im2WavPipeline(DiffusionPipeline):
                 f"low_tokens has {rows} rows; image_embeds must have {rows} rows or a divisor of it, got {batch}"
             )
         check_generator(generator, rows)
+        return self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator, callback)
+
+    def _sample_up(
+        self, low_tokens: torch.LongTensor, image_embeds: torch.Tensor, temperature: float, top_k: int, top_p: float,
+        generator: Generator, callback: Callback | None,
+    ) -> torch.LongTensor:
+        """`sample_up` without the checks (the caller made them)."""
         device = self._execution_device
-        embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // batch, dim=0)  # [N, F, D]
-        return sample_up_tokens(
+        rows = low_tokens.shape[0]
+        embeds = image_embeds.to(device, self.up_prior.dtype).repeat_interleave(rows // image_embeds.shape[0], dim=0)
+        return sample_up_tokens(  # embeds: [N, F, D]
             self.up_prior,
             low_tokens.to(device),
             embeds,
@@ -562,13 +418,20 @@ class Im2WavPipeline(DiffusionPipeline):
 
         Args:
             up_tokens: `[B, T_up]` LongTensor.
-            num_samples: cut the audio to this many samples (default: all, `T_up * 8`).
+            num_samples: cut the audio to this many samples, 1 to `T_up * 8` (default: all).
 
         Returns:
             `[B, 1, S]` float32 waveform at `sample_rate`.
         """
         if not isinstance(up_tokens, torch.Tensor) or up_tokens.ndim != 2 or up_tokens.dtype != torch.long:
             raise ValueError("up_tokens must be a LongTensor [B, T_up] (the output of sample_up)")
+        full = up_tokens.shape[1] * self.up_hop_length
+        if num_samples is not None and (
+            isinstance(num_samples, bool) or not isinstance(num_samples, int) or not 1 <= num_samples <= full
+        ):
+            raise ValueError(
+                f"num_samples must be an int from 1 to {full} (the {up_tokens.shape[1]} tokens' length), got {num_samples!r}"
+            )
         audio = self.vqvae.decode(up_tokens.to(self._execution_device), level=0).float()  # [B, 1, S]
         return audio[..., :num_samples] if num_samples is not None else audio
 
@@ -587,6 +450,7 @@ class Im2WavPipeline(DiffusionPipeline):
         top_k: int = 0,
         top_p: float = 1.0,
         fps: float = 30.0,
+        video: ImageInput = None,
         image_embeds: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
@@ -595,11 +459,8 @@ class Im2WavPipeline(DiffusionPipeline):
         r"""Generate audio for images, frame sequences or videos.
 
         Args:
-            images: the condition, in any form `encode_images` accepts (a PIL image, a frame list,
-                a batch of frame lists, numpy/torch arrays `[H, W, C]`, `[F, H, W, C]`,
-                `[B, F, H, W, C]`, image or video paths). Frame sequences cover at most
-                `audio_length_in_s`: frames past `int(audio_length_in_s * fps)` are dropped, and
-                a shorter sequence is stretched over the whole length.
+            images: single pictures, one sound each (a PIL image, an image or video file, an
+                `[H, W, C]` array, a list of those, a `[B, H, W, C]` array); see `encode_images`.
             audio_length_in_s: seconds of audio, at most `max_audio_length` (120 s; the models were
                 trained on 4.096 s windows, longer audio is sampled in overlapping windows).
             guidance_scale: classifier-free guidance scale of the LOW prior (the paper uses 3).
@@ -608,7 +469,11 @@ class Im2WavPipeline(DiffusionPipeline):
             temperature: softmax temperature of both priors.
             top_k: keep the k most likely tokens (0: all).
             top_p: nucleus sampling threshold (1.0: off).
-            fps: frame rate of frame sequences and of the frames taken from video files.
+            fps: frame rate of `video` frames and of the frames taken from video files.
+            video: frame sequences, one sound each (a frame list or `[F, H, W, C]` array is one
+                video, a list of them or `[B, F, H, W, C]` a batch); see `encode_images`. Sequences
+                cover at most `audio_length_in_s`: frames past `int(audio_length_in_s * fps)` are
+                dropped, and a shorter sequence is stretched over the whole length.
             image_embeds: precomputed `[B, F, D]` L2-normalised CLIP embeddings, instead of `images` (frames
                 past `int(audio_length_in_s * fps)` are dropped here too).
             output_type: "np" (numpy), "pt" (torch) or "latent" (the UP tokens `[B, T_up]`, not decoded).
@@ -621,22 +486,24 @@ class Im2WavPipeline(DiffusionPipeline):
         Returns:
             `AudioPipelineOutput` with `audios` `[B * num_waveforms_per_prompt, 1, S]`, or `(audios,)`.
         """
-        # 1. Check inputs
-        if (images is None) == (image_embeds is None):
-            raise ValueError("pass exactly one of `images` and `image_embeds`")
+        # 1. Check inputs (once: the stages below run unchecked)
+        if sum(x is not None for x in (images, video, image_embeds)) != 1:
+            raise ValueError("pass exactly one of `images` (single pictures), `video` (frame sequences) and "
+                             "`image_embeds`")
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         self.check_audio_length(audio_length_in_s)
         check_sampling_args(temperature, top_k, top_p, guidance_scale)
-        _check_num_waveforms(num_waveforms_per_prompt)
-        _check_fps(fps)
+        check_num_waveforms(num_waveforms_per_prompt)
+        check_fps(fps)
 
         # 2. Encode the images (one CLIP embedding per frame)
         if image_embeds is None:
-            image_embeds = self.encode_images(images, fps=fps, max_seconds=audio_length_in_s)  # [B, F, D]
+            image_embeds = self.encode_images(images, fps=fps, max_seconds=audio_length_in_s, video=video)  # [B, F, D]
         else:
             self._check_image_embeds(image_embeds)
             image_embeds = image_embeds[:, : frame_count(audio_length_in_s, fps)]  # [B, F, D]
+        check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
         batch_size = image_embeds.shape[0] * num_waveforms_per_prompt
         check_generator(generator, batch_size)
 
@@ -654,29 +521,13 @@ class Im2WavPipeline(DiffusionPipeline):
                 return callback
 
             # 3. Sample LOW tokens (hop 32), classifier-free guided
-            low_tokens = self.sample_low(
-                image_embeds,
-                audio_length_in_s=audio_length_in_s,
-                guidance_scale=guidance_scale,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                generator=generator,
-                num_waveforms_per_prompt=num_waveforms_per_prompt,
-                callback=stage_callback(0),
-            )  # [B*n, T_low]
+            low_tokens = self._sample_low(image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p,
+                                          generator, num_waveforms_per_prompt, stage_callback(0))  # [B*n, T_low]
             progress.update(num_low - progress.n)
 
             # 4. Sample UP tokens (hop 8) conditioned on the LOW tokens
-            up_tokens = self.sample_up(
-                low_tokens,
-                image_embeds,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                generator=generator,
-                callback=stage_callback(num_low),
-            )  # [B*n, 4*T_low]
+            up_tokens = self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator,
+                                        stage_callback(num_low))  # [B*n, 4*T_low]
             progress.update(total_steps - progress.n)
 
         # 5. Decode

@@ -5,10 +5,12 @@ Run with a Python that has ComfyUI's requirements and im2wav installed, e.g.::
     COMFYUI_DIR=/path/to/ComfyUI /path/to/comfyvenv/bin/python -m pytest tests/test_comfyui_server.py -q
 
 The fixture builds a temporary ComfyUI base directory: `custom_nodes/im2wav` links to this
-repository, `models/im2wav/<the examples' model name>/` holds a tiny pipeline, `input/` the
-example image and video. It starts `main.py --cpu` on a free local port, posts the API-format
-examples (with the audio length cut to the tiny length) to `/prompt`, waits for `/history`,
-and decodes the saved files. A last test posts `/interrupt` while the LOW prior is sampling.
+repository, `models/` is empty (the examples use the bundled model, `assets/default_model`),
+`input/` holds ComfyUI's own `example.png` and a short video. It starts `main.py --cpu` on a free
+local port, posts the API-format examples exactly as they are to `/prompt`, waits for `/history`,
+and decodes the saved files: the video example must give a video whose sound lasts as long as the
+video. Then "free model and node cache" (`POST /free`) must release the im2wav model, and a last
+test posts `/interrupt` while the LOW prior is sampling.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ API_DIR = REPO_ROOT / "example_workflows" / "api"
 logger = logging.getLogger(__name__)
 START_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 600
+VIDEO_SECONDS = 2.0  # the input video of the video example
 
 
 def free_port() -> int:
@@ -56,9 +59,14 @@ def load_prompt(name: str) -> dict:
 
 
 def model_name() -> str:
-    """The pipeline folder name the examples' loader asks for."""
+    """The model the examples' loader asks for: the bundled one."""
     prompt = load_prompt("image_to_audio")
     return next(n["inputs"]["model"] for n in prompt.values() if n["class_type"] == "Im2WavModelLoader")
+
+
+def input_file(name: str, key: str) -> str:
+    """The input file the example `name` loads (`key`: the loader's input name)."""
+    return next(n["inputs"][key] for n in load_prompt(name).values() if key in n["inputs"] and "Load" in n["class_type"])
 
 
 class ComfyServer:
@@ -104,30 +112,23 @@ class ComfyServer:
 
 
 @pytest.fixture(scope="module")
-def tiny_builder():
-    from tiny_components import TINY_SECONDS, build_tiny_pipeline
+def comfy_server():
+    """Start ComfyUI on CPU with this repository as a custom node and nothing in its models folder."""
+    import shutil
 
-    return build_tiny_pipeline, TINY_SECONDS
-
-
-@pytest.fixture(scope="module")
-def comfy_server(tiny_builder):
-    """Start ComfyUI on CPU with this repository as a custom node and a tiny pipeline as its model."""
-    from PIL import Image
     from tiny_components import make_test_video
 
-    build_tiny_pipeline, _ = tiny_builder
     comfyui = Path(COMFYUI_DIR).resolve()
     assert (comfyui / "main.py").is_file(), f"COMFYUI_DIR={COMFYUI_DIR} has no main.py"
     with tempfile.TemporaryDirectory(prefix="im2wav_comfyui_") as tmp:
         base = Path(tmp)
         (base / "custom_nodes").mkdir()
         (base / "custom_nodes" / "im2wav").symlink_to(REPO_ROOT, target_is_directory=True)
-        pipe = build_tiny_pipeline()
-        pipe.save_pretrained(base / "models" / "im2wav" / model_name())
+        (base / "models").mkdir()
         (base / "input").mkdir()
-        Image.new("RGB", (48, 32), (200, 120, 40)).save(base / "input" / "im2wav_example.png")
-        make_test_video(base / "input" / "im2wav_example.mp4", seconds=1.0, fps=10, audio_rate=None)
+        shutil.copyfile(comfyui / "input" / "example.png", base / "input" / input_file("image_to_audio", "image"))
+        make_test_video(base / "input" / input_file("video_to_audio", "file"), seconds=VIDEO_SECONDS, fps=10,
+                        audio_rate=44100)  # its own sound is replaced
 
         port, log = free_port(), base / "comfyui.log"
         command = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
@@ -135,7 +136,7 @@ def comfy_server(tiny_builder):
         with open(log, "w") as log_file:
             process = subprocess.Popen(command, cwd=comfyui, stdout=log_file, stderr=subprocess.STDOUT)
         server = ComfyServer(base, port, process, log)
-        server.sample_rate = pipe.sample_rate
+        server.sample_rate = 16000  # the bundled model's
         try:
             deadline = time.monotonic() + START_TIMEOUT_S
             while True:
@@ -171,8 +172,10 @@ def test_the_server_loads_our_nodes_and_the_core_nodes_match_the_examples_table(
     info = comfy_server.get("/object_info")
     ours = {name: spec for name, spec in info.items() if spec.get("category") == "audio/im2wav"}
     assert set(ours) == {"Im2WavModelLoader", "Im2WavEncodeImages", "Im2WavSampleLow", "Im2WavSampleUp",
-                         "Im2WavDecode", "Im2WavImageToAudio"}, f"see {comfy_server.log}"
-    assert info["Im2WavModelLoader"]["input"]["required"]["model"][0] == [model_name()]
+                         "Im2WavDecode", "Im2WavImageToAudio", "Im2WavVideoToAudio"}, f"see {comfy_server.log}"
+    assert info["Im2WavModelLoader"]["input"]["required"]["model"][0] == [model_name()]  # models/ is empty
+    for name, spec in ours.items():
+        assert spec["description"], name
     for name, core in CORE_NODES.items():
         spec = info[name]
         declared = {**spec["input"].get("required", {}), **spec["input"].get("optional", {})}
@@ -183,11 +186,11 @@ def test_the_server_loads_our_nodes_and_the_core_nodes_match_the_examples_table(
         assert list(spec["output"]) == core["outputs"], name
 
 
-def test_image_to_audio_example_saves_audio_at_the_models_rate(comfy_server, tiny_builder):
+def test_image_to_audio_example_runs_unmodified_and_saves_audio_at_the_models_rate(comfy_server):
     import soundfile
 
-    _, seconds = tiny_builder
-    prompt_id = comfy_server.queue_prompt(tiny_prompt("image_to_audio", seconds))
+    seconds = next(n["inputs"]["seconds"] for n in load_prompt("image_to_audio").values() if "seconds" in n["inputs"])
+    prompt_id = comfy_server.queue_prompt(load_prompt("image_to_audio"))
     entry = comfy_server.wait_for_history(prompt_id)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)
     (saved,) = [item for output in entry["outputs"].values() for item in output.get("audio", [])]
@@ -196,20 +199,41 @@ def test_image_to_audio_example_saves_audio_at_the_models_rate(comfy_server, tin
     assert audio.ndim == 1 and audio.shape[0] >= round(seconds * rate) > 0
 
 
-def test_video_to_audio_example_saves_a_video_with_the_generated_audio(comfy_server, tiny_builder):
+def test_video_example_runs_unmodified_and_its_sound_lasts_as_long_as_the_video(comfy_server):
     import av
 
-    _, seconds = tiny_builder
-    prompt_id = comfy_server.queue_prompt(tiny_prompt("video_to_audio", seconds))
+    prompt_id = comfy_server.queue_prompt(load_prompt("video_to_audio"))
     entry = comfy_server.wait_for_history(prompt_id)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"], indent=1)
     (saved,) = [item for output in entry["outputs"].values() for item in output.get("images", [])]
     with av.open(str(comfy_server.output_file(saved))) as container:
-        assert container.streams.video and container.streams.audio, "the saved video has no audio track"
+        assert container.streams.video and len(container.streams.audio) == 1, "the saved video has no audio track"
+        video = container.streams.video[0]
+        video_seconds = float(video.duration * video.time_base) if video.duration else container.duration / av.time_base
         stream = container.streams.audio[0]
         assert stream.rate == comfy_server.sample_rate
         samples = sum(frame.samples for frame in container.decode(stream))
-    assert samples > 0
+    logger.info("saved video: %.3f s of video, %.3f s of sound", video_seconds, samples / stream.rate)
+    assert abs(video_seconds - VIDEO_SECONDS) < 0.15
+    assert abs(samples / stream.rate - VIDEO_SECONDS) < 0.1  # AAC frames hold 1024 samples
+
+
+def test_free_model_and_node_cache_releases_the_im2wav_model(comfy_server):
+    """What the UI's "free model and node cache" button posts; the loader logs when the model is released."""
+    prompt_id = comfy_server.queue_prompt(load_prompt("image_to_audio"))
+    assert comfy_server.wait_for_history(prompt_id)["status"]["status_str"] == "success"
+    released_before = comfy_server.log.read_text().count("im2wav: released the model")
+    response = comfy_server.post("/free", {"unload_models": True, "free_memory": True})
+    assert response.status_code == 200
+    deadline = time.monotonic() + 180  # ComfyUI's worker frees at its next wake-up; the machine may be busy
+    while comfy_server.log.read_text().count("im2wav: released the model") == released_before:
+        assert time.monotonic() < deadline, f"the im2wav model was not released:\n{comfy_server.log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    # and the next run loads it again, from disk
+    loads_before = comfy_server.log.read_text().count("im2wav: loaded the model")
+    prompt_id = comfy_server.queue_prompt(load_prompt("image_to_audio"))
+    assert comfy_server.wait_for_history(prompt_id)["status"]["status_str"] == "success"
+    assert comfy_server.log.read_text().count("im2wav: loaded the model") == loads_before + 1
 
 
 async def interrupt_while_sampling(server: ComfyServer, prompt: dict, sampler_id: str) -> tuple[str, float]:

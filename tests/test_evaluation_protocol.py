@@ -182,7 +182,7 @@ def test_cache_resumes_and_refuses_other_settings(tmp_path):
     def encode(job):
         from im2wav.media import load_image
 
-        return pipe.encode_images([[load_image(job.source)]])  # [1, 1, D]
+        return pipe.encode_images(load_image(job.source))  # one picture: [1, 1, D]
 
     batches = shard_batches(jobs, 3)
     assert generate_missing(pipe, batches[:1], cache, encode, TINY_SECONDS, 3.0) == 3  # "stopped" after batch 1

@@ -223,11 +223,11 @@ def evaluate(pipeline_dir: Path, world, num_waveforms: int = 4, seed: int = 0) -
     for level in (0, 1):
         score(f"vqvae_level{level}", pipe.vqvae.decode(codes[level], level=level)[:, 0].numpy(), truth)
     generator = [torch.Generator().manual_seed(seed + i) for i in range(len(truth))]
-    up = pipe.sample_up(codes[1], pipe.encode_images([[Image.open(world.heldout_images[world.heldout_labels.index(k)])
-                                                        .convert("RGB")] for k in truth]), generator=generator)
+    pictures = [Image.open(world.heldout_images[world.heldout_labels.index(k)]).convert("RGB") for k in truth]
+    up = pipe.sample_up(codes[1], pipe.encode_images(pictures), generator=generator)
     score("up_from_real_low", pipe.decode(up)[:, 0].numpy(), truth)
     # 2. Generated audio from held-out images: LOW-only and LOW+UP, per guidance scale
-    embeds = pipe.encode_images([[Image.open(p).convert("RGB")] for p in world.heldout_images])  # (B, 1, D)
+    embeds = pipe.encode_images([Image.open(p).convert("RGB") for p in world.heldout_images])  # (B, 1, D) pictures
     labels = np.repeat(world.heldout_labels, num_waveforms)
     for scale in (1.0, 3.0):
         generator = [torch.Generator().manual_seed(seed + i) for i in range(len(labels))]

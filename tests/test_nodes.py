@@ -9,14 +9,15 @@ temporary `models/im2wav/tiny/` folder.
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import inspect
 import io
 import os
 import subprocess
 import sys
-import tomllib
 import types
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,12 +27,17 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # `nodes` as a package for these tests; ComfyUI loads it relatively
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-from nodes.types import Im2WavConditioning, Im2WavTokens  # noqa: E402
+from nodes.types import Im2WavConditioning, Im2WavModel, Im2WavTokens  # noqa: E402
 from tiny_components import TINY_SECONDS  # noqa: E402
 
 sys.path.remove(str(REPO_ROOT))
 
-CLASSIC_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "IMAGE", "AUDIO", "MASK"}
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+CLASSIC_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "IMAGE", "AUDIO", "MASK", "VIDEO"}
 CUSTOM_TYPES = {"IM2WAV_MODEL", "IM2WAV_CONDITIONING", "IM2WAV_TOKENS"}
 
 
@@ -52,6 +58,10 @@ class ComfyStubs:
     progress: list[tuple[int, int]] = field(default_factory=list)
     interrupt_after: int | None = None  # raise at this many interrupt checks
     interrupt_checks: int = 0
+    patchers: list = field(default_factory=list)  # every ModelPatcher made
+    loads: list = field(default_factory=list)  # (patcher, force_full_load) per load_models_gpu call
+    loaded: list = field(default_factory=list)  # weak references, as comfy.model_management keeps them
+    events: list = field(default_factory=list)  # "load" and the library calls, in order
 
 
 def make_folder_paths(state: ComfyStubs) -> types.ModuleType:
@@ -82,6 +92,7 @@ def make_folder_paths(state: ComfyStubs) -> types.ModuleType:
                 return path
         return None
 
+    module.get_temp_directory = lambda: str(state.models_dir.parent / "temp")
     module.add_model_folder_path = add_model_folder_path
     module.get_folder_paths = get_folder_paths
     module.get_filename_list = get_filename_list
@@ -89,12 +100,42 @@ def make_folder_paths(state: ComfyStubs) -> types.ModuleType:
     return module
 
 
+class ModelPatcher:
+    """Stand-in for comfy.model_patcher.ModelPatcher: holds a module, moves it on load and detach."""
+
+    def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False, *, state=None):
+        self.model, self.load_device, self.offload_device = model, load_device, offload_device
+        state.patchers.append(self)
+
+    def detach(self, unpatch_all=True):
+        self.model.to(self.offload_device)
+        return self.model
+
+
 def make_comfy(state: ComfyStubs) -> dict[str, types.ModuleType]:
-    """`comfy`, `comfy.utils` (ProgressBar) and `comfy.model_management` (device, interrupt)."""
+    """`comfy`, `comfy.utils` (ProgressBar), `comfy.model_management` (devices, loading, interrupt)
+    and `comfy.model_patcher` (ModelPatcher), with ComfyUI's semantics for what the nodes use."""
     comfy = types.ModuleType("comfy")
     comfy.__path__ = []
     utils = types.ModuleType("comfy.utils")
     management = types.ModuleType("comfy.model_management")
+    model_patcher = types.ModuleType("comfy.model_patcher")
+    model_patcher.ModelPatcher = lambda *args, **kwargs: ModelPatcher(*args, **kwargs, state=state)
+
+    def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
+                        force_full_load=False):
+        for patcher in models:
+            state.events.append("load")
+            state.loads.append((patcher, force_full_load))
+            patcher.model.to(patcher.load_device)
+            if not any(ref() is patcher for ref in state.loaded):
+                state.loaded.append(weakref.ref(patcher))  # ComfyUI's LoadedModel holds the patcher weakly
+
+    def unload_all_models():
+        for ref in state.loaded:
+            if ref() is not None:
+                ref().detach()
+        state.loaded.clear()
 
     class ProgressBar:
         def __init__(self, total, node_id=None):
@@ -113,8 +154,12 @@ def make_comfy(state: ComfyStubs) -> dict[str, types.ModuleType]:
     management.InterruptProcessingException = InterruptProcessingException
     management.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
     management.get_torch_device = lambda: torch.device("cpu")
-    comfy.utils, comfy.model_management = utils, management
-    return {"comfy": comfy, "comfy.utils": utils, "comfy.model_management": management}
+    management.unet_offload_device = lambda: torch.device("cpu")
+    management.load_models_gpu = load_models_gpu
+    management.unload_all_models = unload_all_models
+    comfy.utils, comfy.model_management, comfy.model_patcher = utils, management, model_patcher
+    return {"comfy": comfy, "comfy.utils": utils, "comfy.model_management": management,
+            "comfy.model_patcher": model_patcher}
 
 
 @pytest.fixture
@@ -142,36 +187,53 @@ class RecordingPipeline:
     def __init__(self, chunks: int = 4):
         self.calls: dict[str, tuple[tuple, dict]] = {}
         self.chunks = chunks
+        self.events: list = []
+        self.max_audio_length = 120.0
+
+    def _record(self, name, args, kwargs):
+        self.calls[name] = (args, kwargs)
+        self.events.append(name)
 
     def _run_chunks(self, callback):
         for step in range(1, self.chunks + 1):
             if callback is not None:
                 callback(step, self.chunks)
 
-    def encode_images(self, images, fps=30.0, max_seconds=None):
-        self.calls["encode_images"] = ((images,), {"fps": fps, "max_seconds": max_seconds})
-        return torch.zeros(images.shape[0] if images.ndim == 5 else 1, 3, 8)  # [B, F, D]
+    def encode_images(self, images=None, fps=30.0, max_seconds=None, video=None):
+        argument = ("images", images) if video is None else ("video", video)
+        self._record("encode_images", argument, {"fps": fps, "max_seconds": max_seconds})
+        return torch.zeros(images.shape[0] if video is None else 1, 3, 8)  # [B, F, D]
 
     def sample_low(self, image_embeds, **kwargs):
-        self.calls["sample_low"] = ((image_embeds,), kwargs)
+        self._record("sample_low", (image_embeds,), kwargs)
         self._run_chunks(kwargs.get("callback"))
         n = image_embeds.shape[0] * kwargs.get("num_waveforms_per_prompt", 1)
         return torch.randint(0, 16, (n, 8), generator=kwargs["generator"])  # [B*n, T_low]
 
     def sample_up(self, low_tokens, image_embeds, **kwargs):
-        self.calls["sample_up"] = ((low_tokens, image_embeds), kwargs)
+        self._record("sample_up", (low_tokens, image_embeds), kwargs)
         self._run_chunks(kwargs.get("callback"))
         return torch.randint(0, 16, (low_tokens.shape[0], 4 * low_tokens.shape[1]), generator=kwargs["generator"])
 
     def decode(self, up_tokens):
-        self.calls["decode"] = ((up_tokens,), {})
+        self._record("decode", (up_tokens,), {})
         return torch.zeros(up_tokens.shape[0], 1, 8 * up_tokens.shape[1], dtype=torch.float64)  # [B, 1, S]
 
-    def __call__(self, images, **kwargs):
-        self.calls["__call__"] = ((images,), kwargs)
+    def __call__(self, images=None, video=None, **kwargs):
+        self._record("__call__", ("images", images) if video is None else ("video", video), kwargs)
         on_step_end = kwargs["callback_on_step_end"]
         self._run_chunks(lambda step, total: on_step_end(self, step, total, {}))
         return types.SimpleNamespace(audios=torch.zeros(2, 1, 64))
+
+
+def model_of(pipe: RecordingPipeline, state: ComfyStubs) -> Im2WavModel:
+    """The IM2WAV_MODEL value for a recording pipeline; its library calls land in `state.events`."""
+    import comfy.model_patcher
+
+    pipe.events = state.events
+    patcher = comfy.model_patcher.ModelPatcher(torch.nn.Module(), load_device=torch.device("cpu"),
+                                               offload_device=torch.device("cpu"))
+    return Im2WavModel(pipeline=pipe, patcher=patcher, name="recording")
 
 
 def sampler_defaults(node_cls) -> dict:
@@ -275,9 +337,10 @@ def test_node_declaration_is_a_valid_classic_comfyui_node(name, comfy_stubs):
 
 
 def test_seed_widgets_span_the_whole_comfyui_range(comfy_stubs):
-    for name in ("Im2WavSampleLow", "Im2WavSampleUp", "Im2WavImageToAudio"):
-        seed = NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]["seed"]
-        assert seed == ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True})
+    for name in ("Im2WavSampleLow", "Im2WavSampleUp", "Im2WavImageToAudio", "Im2WavVideoToAudio"):
+        kind, options = NODE_CLASS_MAPPINGS[name].INPUT_TYPES()["required"]["seed"]
+        assert kind == "INT" and {k: v for k, v in options.items() if k != "tooltip"} == {
+            "default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True}
 
 
 def test_model_choices_are_the_pipeline_folders_below_models_im2wav(comfy_stubs):
@@ -288,8 +351,9 @@ def test_model_choices_are_the_pipeline_folders_below_models_im2wav(comfy_stubs)
     (root / "not-a-pipeline").mkdir()
     (root / "not-a-pipeline" / "weights.safetensors").write_text("")
     choices = NODE_CLASS_MAPPINGS["Im2WavModelLoader"].INPUT_TYPES()["required"]["model"][0]
-    assert choices == ["a-model", "b-model", "org/nested"]
     from nodes import comfy_hooks
+
+    assert choices == [comfy_hooks.BUNDLED_MODEL, "a-model", "b-model", "org/nested"]
 
     assert comfy_hooks.pipeline_path("org/nested") == str(root / "org" / "nested")
     with pytest.raises(ValueError, match="models>/im2wav/missing/"):
@@ -303,7 +367,7 @@ def test_extra_model_paths_for_im2wav_are_kept(comfy_stubs, tmp_path):
     (extra / "far").mkdir(parents=True)
     (extra / "far" / "model_index.json").write_text("{}")
     folder_paths.add_model_folder_path("im2wav", str(extra))  # what extra_model_paths.yaml does
-    assert NODE_CLASS_MAPPINGS["Im2WavModelLoader"].INPUT_TYPES()["required"]["model"][0] == ["far"]
+    assert NODE_CLASS_MAPPINGS["Im2WavModelLoader"].INPUT_TYPES()["required"]["model"][0][1:] == ["far"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,20 +375,19 @@ def test_extra_model_paths_for_im2wav_are_kept(comfy_stubs, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode, shape", [("frames of one video", (5, 32, 24, 3)), ("batch of single images", (5, 1, 32, 24, 3))])
-def test_encode_images_passes_the_image_batch_as_frames_or_as_single_images(mode, shape, comfy_stubs):
+@pytest.mark.parametrize("mode, argument", [("frames of one video", "video"), ("batch of single images", "images")])
+def test_encode_images_passes_the_image_batch_as_frames_or_as_single_images(mode, argument, comfy_stubs):
     pipe = RecordingPipeline()
     images = comfy_image(batch=5)
-    (conditioning,) = NODE_CLASS_MAPPINGS["Im2WavEncodeImages"]().encode(pipe, images, mode, 12.5)
-    (passed,), kwargs = pipe.calls["encode_images"]
-    assert tuple(passed.shape) == shape and kwargs == {"fps": 12.5, "max_seconds": None}
-    assert torch.equal(passed.reshape(images.shape), images)
+    (conditioning,) = NODE_CLASS_MAPPINGS["Im2WavEncodeImages"]().encode(model_of(pipe, comfy_stubs), images, mode, 12.5)
+    (name, passed), kwargs = pipe.calls["encode_images"]
+    assert name == argument and passed is images and kwargs == {"fps": 12.5, "max_seconds": None}
     assert isinstance(conditioning, Im2WavConditioning)
 
 
 def test_encode_images_max_seconds_reaches_the_library(comfy_stubs):
     pipe = RecordingPipeline()
-    NODE_CLASS_MAPPINGS["Im2WavEncodeImages"]().encode(pipe, comfy_image(batch=5), "frames of one video", 30.0, 1.5)
+    NODE_CLASS_MAPPINGS["Im2WavEncodeImages"]().encode(model_of(pipe, comfy_stubs), comfy_image(batch=5), "frames of one video", 30.0, 1.5)
     _, kwargs = pipe.calls["encode_images"]
     assert kwargs == {"fps": 30.0, "max_seconds": 1.5}
 
@@ -333,7 +396,7 @@ def test_samplers_pass_their_widgets_and_report_progress_for_every_chunk(comfy_s
     pipe = RecordingPipeline(chunks=3)
     conditioning = Im2WavConditioning(torch.zeros(2, 1, 8))
     low_node = NODE_CLASS_MAPPINGS["Im2WavSampleLow"]()
-    (low,) = low_node.sample(pipe, conditioning, seconds=1.024, guidance_scale=2.5, temperature=0.9, top_k=7,
+    (low,) = low_node.sample(model_of(pipe, comfy_stubs), conditioning, seconds=1.024, guidance_scale=2.5, temperature=0.9, top_k=7,
                              top_p=0.8, seed=5, batch_size=3)
     _, kwargs = pipe.calls["sample_low"]
     assert {k: kwargs[k] for k in ("audio_length_in_s", "guidance_scale", "temperature", "top_k", "top_p",
@@ -344,7 +407,7 @@ def test_samplers_pass_their_widgets_and_report_progress_for_every_chunk(comfy_s
     assert low.level == "low" and low.tokens.shape[0] == 6
     assert comfy_stubs.progress == [(1, 3), (2, 3), (3, 3)] and comfy_stubs.interrupt_checks == 3
 
-    (up,) = NODE_CLASS_MAPPINGS["Im2WavSampleUp"]().sample(pipe, low, temperature=1.1, top_k=0, top_p=1.0, seed=6)
+    (up,) = NODE_CLASS_MAPPINGS["Im2WavSampleUp"]().sample(model_of(pipe, comfy_stubs), low, temperature=1.1, top_k=0, top_p=1.0, seed=6)
     (low_tokens, image_embeds), kwargs = pipe.calls["sample_up"]
     assert low_tokens is low.tokens and image_embeds is conditioning.image_embeds
     assert kwargs["temperature"] == 1.1 and kwargs["generator"].initial_seed() == 6
@@ -356,7 +419,7 @@ def test_interrupt_stops_sampling_at_the_next_chunk(comfy_stubs):
     comfy_stubs.interrupt_after = 2
     with pytest.raises(InterruptProcessingException):
         NODE_CLASS_MAPPINGS["Im2WavSampleLow"]().sample(
-            pipe, Im2WavConditioning(torch.zeros(1, 1, 8)), **sampler_defaults(NODE_CLASS_MAPPINGS["Im2WavSampleLow"]))
+            model_of(pipe, comfy_stubs), Im2WavConditioning(torch.zeros(1, 1, 8)), **sampler_defaults(NODE_CLASS_MAPPINGS["Im2WavSampleLow"]))
     assert comfy_stubs.progress == [(1, 10), (2, 10)]
 
 
@@ -364,7 +427,7 @@ def test_interrupt_stops_sampling_at_the_next_chunk(comfy_stubs):
 def test_every_comfyui_seed_maps_to_a_torch_generator(seed, comfy_stubs):
     pipe = RecordingPipeline()
     widgets = {**sampler_defaults(NODE_CLASS_MAPPINGS["Im2WavSampleLow"]), "seed": seed}
-    NODE_CLASS_MAPPINGS["Im2WavSampleLow"]().sample(pipe, Im2WavConditioning(torch.zeros(1, 1, 8)), **widgets)
+    NODE_CLASS_MAPPINGS["Im2WavSampleLow"]().sample(model_of(pipe, comfy_stubs), Im2WavConditioning(torch.zeros(1, 1, 8)), **widgets)
     assert pipe.calls["sample_low"][1]["generator"].initial_seed() == seed
 
 
@@ -372,23 +435,23 @@ def test_every_comfyui_seed_maps_to_a_torch_generator(seed, comfy_stubs):
 def test_seeds_outside_the_comfyui_range_are_refused(seed, comfy_stubs):
     widgets = {**sampler_defaults(NODE_CLASS_MAPPINGS["Im2WavSampleLow"]), "seed": seed}
     with pytest.raises(ValueError, match="seed must be between 0 and"):
-        NODE_CLASS_MAPPINGS["Im2WavSampleLow"]().sample(RecordingPipeline(), Im2WavConditioning(torch.zeros(1, 1, 8)),
+        NODE_CLASS_MAPPINGS["Im2WavSampleLow"]().sample(model_of(RecordingPipeline(), comfy_stubs), Im2WavConditioning(torch.zeros(1, 1, 8)),
                                                         **widgets)
 
 
 def test_tokens_of_the_wrong_level_are_refused_with_a_fix(comfy_stubs):
     low = Im2WavTokens(torch.zeros(1, 8, dtype=torch.long), "low", Im2WavConditioning(torch.zeros(1, 1, 8)))
     with pytest.raises(ValueError, match="connect the output of 'im2wav Sample UP'"):
-        NODE_CLASS_MAPPINGS["Im2WavDecode"]().decode(RecordingPipeline(), low)
+        NODE_CLASS_MAPPINGS["Im2WavDecode"]().decode(model_of(RecordingPipeline(), comfy_stubs), low)
     up = Im2WavTokens(torch.zeros(1, 32, dtype=torch.long), "up", low.conditioning)
     with pytest.raises(ValueError, match="connect the output of 'im2wav Sample LOW'"):
-        NODE_CLASS_MAPPINGS["Im2WavSampleUp"]().sample(RecordingPipeline(), up, 1.0, 0, 1.0, 0)
+        NODE_CLASS_MAPPINGS["Im2WavSampleUp"]().sample(model_of(RecordingPipeline(), comfy_stubs), up, 1.0, 0, 1.0, 0)
 
 
 def test_decode_returns_comfyui_audio_at_the_models_rate(comfy_stubs):
     pipe = RecordingPipeline()
     up = Im2WavTokens(torch.zeros(2, 32, dtype=torch.long), "up", Im2WavConditioning(torch.zeros(2, 1, 8)))
-    (audio,) = NODE_CLASS_MAPPINGS["Im2WavDecode"]().decode(pipe, up)
+    (audio,) = NODE_CLASS_MAPPINGS["Im2WavDecode"]().decode(model_of(pipe, comfy_stubs), up)
     assert_comfy_audio(audio, sample_rate=pipe.sample_rate, batch=2)
 
 
@@ -396,9 +459,9 @@ def test_image_to_audio_calls_the_pipeline_once(comfy_stubs):
     pipe = RecordingPipeline(chunks=2)
     node = NODE_CLASS_MAPPINGS["Im2WavImageToAudio"]
     widgets = {**sampler_defaults(node), "seed": 9}
-    (audio,) = node().generate(pipe, comfy_image(batch=2), **widgets)
-    (images,), kwargs = pipe.calls["__call__"]
-    assert tuple(images.shape) == (2, 32, 24, 3) and kwargs["fps"] == 30.0
+    (audio,) = node().generate(model_of(pipe, comfy_stubs), comfy_image(batch=2), **widgets)
+    (argument, images), kwargs = pipe.calls["__call__"]
+    assert argument == "video" and tuple(images.shape) == (2, 32, 24, 3) and kwargs["fps"] == 30.0
     assert kwargs["generator"].initial_seed() == 9 and kwargs["audio_length_in_s"] == 4.096
     assert comfy_stubs.progress == [(1, 2), (2, 2)]
     assert_comfy_audio(audio, sample_rate=pipe.sample_rate, batch=2)
@@ -463,9 +526,9 @@ def tiny_model(comfy_stubs, tiny_pipeline_folder):
     (comfy_stubs.models_dir / "im2wav").mkdir()
     (comfy_stubs.models_dir / "im2wav" / "tiny").symlink_to(tiny_pipeline_folder, target_is_directory=True)
     loader = NODE_CLASS_MAPPINGS["Im2WavModelLoader"]
-    assert loader.INPUT_TYPES()["required"]["model"][0] == ["tiny"]
-    (pipe,) = loader().load("tiny", device="auto", dtype="float32")
-    return pipe
+    assert loader.INPUT_TYPES()["required"]["model"][0][1:] == ["tiny"]
+    (model,) = loader().load("tiny", device="auto", dtype="float32")
+    return model
 
 
 
@@ -483,12 +546,13 @@ def test_staged_nodes_turn_images_into_audio_with_a_tiny_pipeline(tiny_model, co
     assert comfy_stubs.progress and comfy_stubs.interrupt_checks == len(comfy_stubs.progress)
 
     # the nodes are thin: the same library stages with the same seeds give the same audio
-    embeds = tiny_model.encode_images(comfy_image(batch=1).unsqueeze(1), fps=30.0)
-    low_ref = tiny_model.sample_low(embeds, audio_length_in_s=TINY_SECONDS, guidance_scale=3.0,
+    pipe = tiny_model.pipeline
+    embeds = pipe.encode_images(comfy_image(batch=1), fps=30.0)  # one picture
+    low_ref = pipe.sample_low(embeds, audio_length_in_s=TINY_SECONDS, guidance_scale=3.0,
                                     generator=torch.Generator().manual_seed(1))
-    up_ref = tiny_model.sample_up(low_ref, embeds, generator=torch.Generator().manual_seed(2))
+    up_ref = pipe.sample_up(low_ref, embeds, generator=torch.Generator().manual_seed(2))
     assert torch.equal(low.tokens, low_ref) and torch.equal(up.tokens, up_ref)
-    torch.testing.assert_close(audio["waveform"], tiny_model.decode(up_ref).float().cpu())
+    torch.testing.assert_close(audio["waveform"], pipe.decode(up_ref).float().cpu())
 
     import soundfile
 

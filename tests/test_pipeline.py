@@ -95,7 +95,7 @@ def test_the_image_conditions_the_audio(tiny_pipe):
 
 
 def test_batch_element_0_equals_single_run(tiny_pipe):
-    images = [[_image(0)], [_image(1)]]
+    images = [_image(0), _image(1)]  # a list in `images` is a batch of single pictures
     batch = tiny_pipe(images, audio_length_in_s=TINY_SECONDS, generator=[_gen(5), _gen(6)], output_type="latent").audios
     single = tiny_pipe(_image(0), audio_length_in_s=TINY_SECONDS, generator=_gen(5), output_type="latent").audios
     second = tiny_pipe(_image(1), audio_length_in_s=TINY_SECONDS, generator=_gen(6), output_type="latent").audios
@@ -105,12 +105,12 @@ def test_batch_element_0_equals_single_run(tiny_pipe):
 
 
 def test_num_waveforms_per_prompt(tiny_pipe):
-    audios = _run(tiny_pipe, [[_image(0)], [_image(1)]], num_waveforms_per_prompt=3, output_type="pt")
+    audios = _run(tiny_pipe, [_image(0), _image(1)], num_waveforms_per_prompt=3, output_type="pt")
     assert audios.shape == (6, 1, S)
     assert not torch.equal(audios[0], audios[1])  # different samples of the same image
     gens = [_gen(i) for i in range(6)]
     tokens = tiny_pipe(
-        [[_image(0)], [_image(1)]],
+        [_image(0), _image(1)],
         audio_length_in_s=TINY_SECONDS,
         num_waveforms_per_prompt=3,
         generator=gens,
@@ -172,31 +172,57 @@ def test_every_input_form_gives_the_same_embeddings(tiny_pipe, tmp_path):
         "numpy float HWC": pixels.astype(np.float32) / 255,
         "torch uint8 HWC": torch.from_numpy(pixels),
         "torch float HWC": torch.from_numpy(pixels).double() / 255,
-        "frame list": [image],
-        "numpy FHWC": pixels[None],
+        "list of one picture": [image],
+        "numpy BHWC": pixels[None],
+        "one-frame video": None,
     }
     for name, form in forms.items():
-        torch.testing.assert_close(tiny_pipe.encode_images(form), reference, msg=name)
+        got = tiny_pipe.encode_images(video=[image]) if form is None else tiny_pipe.encode_images(form)
+        torch.testing.assert_close(got, reference, msg=name)
 
     frames = [_image(i) for i in range(3)]
-    sequence = tiny_pipe.encode_images(frames)
+    sequence = tiny_pipe.encode_images(video=frames)
     assert sequence.shape == (1, 3, 512)
     stacked = np.stack([np.array(f) for f in frames])
-    torch.testing.assert_close(tiny_pipe.encode_images(stacked), sequence)
-    batch = tiny_pipe.encode_images([frames, frames[::-1]])
+    torch.testing.assert_close(tiny_pipe.encode_images(video=stacked), sequence)
+    batch = tiny_pipe.encode_images(video=[frames, frames[::-1]])
     assert batch.shape == (2, 3, 512)
     torch.testing.assert_close(batch[1], sequence[0].flip(0))
-    torch.testing.assert_close(tiny_pipe.encode_images(np.stack([stacked, stacked[::-1]])), batch)
-    torch.testing.assert_close(tiny_pipe.encode_images(torch.from_numpy(np.stack([stacked, stacked[::-1]]))), batch)
-    paths = [tmp_path / f"{i}.png" for i in range(2)]
+    torch.testing.assert_close(tiny_pipe.encode_images(video=np.stack([stacked, stacked[::-1]])), batch)
+    torch.testing.assert_close(tiny_pipe.encode_images(video=torch.from_numpy(np.stack([stacked, stacked[::-1]]))), batch)
+
+
+def test_the_argument_not_the_python_type_says_what_an_input_means(tiny_pipe, tmp_path):
+    """The same pictures as files, Pillow images or arrays: a batch in `images`, one video in `video`."""
+    frames = [_image(i) for i in range(3)]
+    paths = [tmp_path / f"{i}.png" for i in range(3)]
     for p, f in zip(paths, frames):
         f.save(p)
-    torch.testing.assert_close(tiny_pipe.encode_images(paths), tiny_pipe.encode_images([[frames[0]], [frames[1]]]))
+    arrays = [np.array(f) for f in frames]
+    pictures = tiny_pipe.encode_images(frames)
+    assert pictures.shape == (3, 1, 512)
+    sequence = tiny_pipe.encode_images(video=frames)
+    assert sequence.shape == (1, 3, 512)
+    torch.testing.assert_close(sequence[0], pictures[:, 0])
+    for name, form in {"paths": paths, "str paths": [str(p) for p in paths], "arrays": arrays,
+                       "stacked array": np.stack(arrays), "torch float": torch.from_numpy(np.stack(arrays)) / 255.0}.items():
+        if not isinstance(form, list) and form.ndim == 4:
+            torch.testing.assert_close(tiny_pipe.encode_images(form), pictures, msg=name)
+            torch.testing.assert_close(tiny_pipe.encode_images(video=form), sequence, msg=name)
+            continue
+        torch.testing.assert_close(tiny_pipe.encode_images(form), pictures, msg=name)
+        torch.testing.assert_close(tiny_pipe.encode_images(video=form), sequence, msg=name)
+    with pytest.raises(ValueError, match="exactly one of `images`"):
+        tiny_pipe.encode_images(frames, video=frames)
+    with pytest.raises(TypeError, match="pass frame sequences as `video=`"):
+        tiny_pipe.encode_images([frames])
+    with pytest.raises(ValueError, match="pass frame sequences as `video=`"):
+        tiny_pipe.encode_images(np.stack([np.stack(arrays)]))
 
 
 def test_frames_of_different_sizes_are_resized_independently(tiny_pipe):
     frames = [_image(0, (40, 30)), _image(1, (64, 64)), _image(2, (33, 90))]
-    mixed = tiny_pipe.encode_images(frames)
+    mixed = tiny_pipe.encode_images(video=frames)
     one_by_one = torch.cat([tiny_pipe.encode_images(f) for f in frames], dim=1)
     torch.testing.assert_close(mixed, one_by_one, atol=1e-5, rtol=1e-5)
 
@@ -211,10 +237,10 @@ def test_image_embeds_input_equals_image_input(tiny_pipe):
 def test_frame_sequences_are_cut_to_the_audio_length(tiny_pipe):
     frames = [_image(i) for i in range(10)]
     # 0.064 s at 30 fps covers int(1.92) = 1 frame; at 100 fps 6 frames
-    assert tiny_pipe.prepare_frames(frames, fps=30, max_seconds=TINY_SECONDS)[0] == frames[:1]
-    assert len(tiny_pipe.prepare_frames(frames, fps=100, max_seconds=TINY_SECONDS)[0]) == 6
-    a = _run(tiny_pipe, frames, fps=100, output_type="latent")
-    b = _run(tiny_pipe, frames[:6], fps=100, output_type="latent")
+    assert tiny_pipe.prepare_frames(video=frames, fps=30, max_seconds=TINY_SECONDS)[0] == frames[:1]
+    assert len(tiny_pipe.prepare_frames(video=frames, fps=100, max_seconds=TINY_SECONDS)[0]) == 6
+    a = _run(tiny_pipe, video=frames, fps=100, output_type="latent")
+    b = _run(tiny_pipe, video=frames[:6], fps=100, output_type="latent")
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
@@ -228,7 +254,8 @@ def test_video_file_input(tiny_pipe, tmp_path):
     assert audio.shape == (1, 1, S)
     # a video behaves as the frame list it decodes to
     frames = tiny_pipe.prepare_frames(video, fps=30, max_seconds=TINY_SECONDS)[0]
-    np.testing.assert_array_equal(audio, _run(tiny_pipe, frames))
+    np.testing.assert_array_equal(audio, _run(tiny_pipe, video=frames))
+    np.testing.assert_array_equal(audio, _run(tiny_pipe, video=str(video)))  # a video file is a `video` too
 
 
 def test_vggsound_video_input(tiny_pipe):
@@ -238,7 +265,7 @@ def test_vggsound_video_input(tiny_pipe):
     torch.testing.assert_close(embeds.norm(dim=-1), torch.ones(1, 15))
     # a path is read exactly as its decoded frames would be, and the frames are not all alike
     frames = load_video_frames(mp4, fps=30, max_seconds=0.5).frames
-    torch.testing.assert_close(tiny_pipe.encode_images(frames, fps=30), embeds)
+    torch.testing.assert_close(tiny_pipe.encode_images(video=frames, fps=30), embeds)
     assert not torch.allclose(embeds[0, 0], embeds[0, -1])
 
 
@@ -250,22 +277,25 @@ def test_bad_image_inputs_raise_clear_errors(tiny_pipe, tmp_path):
     pixels = np.asarray(_image())
     cases = [
         ([], ValueError, "empty image list"),
-        ([[]], ValueError, "empty frame list"),
-        ([[_image(0)], [_image(1), _image(2)]], ValueError, "same number of frames"),
+        ({"video": [[]]}, ValueError, "empty frame list"),
+        ({"video": [[_image(0)], [_image(1), _image(2)]]}, ValueError, "same number of frames"),
         (pixels.astype(np.float32), ValueError, "0..1"),  # 0..255 floats
         (np.full((8, 8, 3), np.nan, dtype=np.float32), ValueError, "NaN"),
         (np.full((8, 8, 3), np.inf), ValueError, "NaN or inf"),
         (pixels.astype(np.int64), TypeError, "uint8"),
         (np.transpose(pixels, (2, 0, 1)).copy(), ValueError, "channels-first"),
         (pixels[..., :2], ValueError, "3 \\(RGB\\) channels"),
-        (np.zeros((2, 2, 2, 2, 8, 8, 3), dtype=np.uint8), ValueError, "must be"),
+        (np.zeros((2, 2, 2, 2, 8, 8, 3), dtype=np.uint8), ValueError, "is \\[H, W, C\\] or \\[B, H, W, C\\]"),
         (42, TypeError, "unsupported image input"),
-        ([_image(), "a.png"], TypeError, "not a mix"),
+        ([_image(), [_image()]], TypeError, "pass frame sequences as `video=`"),
         (tmp_path / "missing.png", FileNotFoundError, "not found"),
     ]
     for images, error, match in cases:
         with pytest.raises(error, match=match):
-            tiny_pipe.encode_images(images)
+            if isinstance(images, dict):  # frame sequences
+                tiny_pipe.encode_images(**images)
+            else:
+                tiny_pipe.encode_images(images)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
     with pytest.raises(ValueError, match="truncated or corrupt"):

@@ -267,6 +267,6 @@ def test_bundled_default_model_hears_its_examples():
     pipe = Im2WavPipeline.from_pretrained(folder)
     pipe.set_progress_bar_config(disable=True)
     judge = CentroidClassifier(real_class_windows(classes, 4096))
-    images = [[Image.open(REPO / "assets" / "examples" / f"{c.name}.png")] for c in classes]
+    images = [Image.open(REPO / "assets" / "examples" / f"{c.name}.png") for c in classes]  # a batch of pictures
     audio = pipe(images, audio_length_in_s=0.256, generator=torch.Generator().manual_seed(0)).audios[:, 0]
     assert [judge.predict(x) for x in audio] == list(range(len(classes)))

@@ -1,75 +1,14 @@
-"""Convert an original IM2WAV checkpoint (`.pth.tar`) into a `from_pretrained` folder.
+"""Convert the authors' .pth.tar checkpoints: `im2wav convert` as a script, with the same options.
 
-    python training_scripts/convert_original_checkpoint.py --checkpoint vqvae.pth.tar --out models/vqvae
+    python training_scripts/convert_original_checkpoint.py --help      # the same as: im2wav convert --help
 
-or the authors' three checkpoints plus a CLIP ViT-B/32 into a whole `Im2WavPipeline` folder:
-
-    python training_scripts/convert_original_checkpoint.py --vqvae vqvae.pth.tar --low low.pth.tar \
-        --up up.pth.tar --clip openai/clip-vit-base-patch32 --out models/im2wav
-
-The kind (VQ-VAE, LOW or UP prior) is recognised from the file. The folder is written to a
-temporary sibling and renamed at the end, so a failed conversion leaves nothing behind.
-The file is read without unpickling code (`im2wav.convert.read_original_checkpoint`).
+The logic lives in `im2wav.commands.convert`; this file keeps the repository's one-script-per-stage layout.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-from pathlib import Path
-
-from torch import nn
-
-from im2wav.convert import load_original_checkpoint
-from im2wav.atomic_files import atomic_folder
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # One input mode is required; a whole-pipeline mode (--vqvae/--low/--up/--clip) can join this group.
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--checkpoint", type=Path, help="convert ONE original .pth.tar file of any kind")
-    mode.add_argument("--vqvae", type=Path, help="whole-pipeline mode: the VQ-VAE .pth.tar (needs --low --up --clip)")
-    parser.add_argument("--low", type=Path, help="whole-pipeline mode: the LOW prior .pth.tar (default: None)")
-    parser.add_argument("--up", type=Path, help="whole-pipeline mode: the UP prior .pth.tar (default: None)")
-    parser.add_argument("--clip", help="whole-pipeline mode: CLIP ViT-B/32 folder or hub id (default: None)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for from_pretrained (default: required)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: False)")
-    return parser
-
-
-def save_atomically(model: nn.Module, out: Path, overwrite: bool = False) -> None:
-    """`model.save_pretrained` into a temporary sibling of `out`, then rename it to `out`.
-
-    Args:
-        model: a diffusers `ModelMixin` (or anything with `save_pretrained(path)`).
-        out: the final folder.
-        overwrite: replace an existing `out`; otherwise an existing `out` is an error.
-    """
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-    with atomic_folder(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    pipeline_args = {"--low": args.low, "--up": args.up, "--clip": args.clip}
-    if args.vqvae is not None:
-        missing = [name for name, value in pipeline_args.items() if value is None]
-        if missing:
-            parser.error(f"--vqvae (whole-pipeline mode) also needs {' '.join(missing)}")
-        from im2wav.convert.pipeline import build_pipeline_from_original
-
-        model = build_pipeline_from_original(args.vqvae, args.low, args.up, args.clip)
-    else:
-        given = [name for name, value in pipeline_args.items() if value is not None]
-        if given:
-            parser.error(f"{' '.join(given)} belong to the whole-pipeline mode (--vqvae ...), not --checkpoint")
-        model = load_original_checkpoint(args.checkpoint)
-    save_atomically(model, args.out, args.overwrite)
-    print(f"wrote {type(model).__name__} to {args.out}")
-
+from im2wav.cli import run_command
+from im2wav.commands.convert import build_parser, main, save_atomically  # noqa: F401  (callers run `main(argv)` directly)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command("convert", prog="convert_original_checkpoint.py"))

@@ -1,38 +1,14 @@
-"""Train (or fine-tune) the hierarchical VQ-VAE on a prepared dataset.
+"""Train (or fine-tune) the VQ-VAE: `im2wav train-vqvae` as a script, with the same options.
 
-    python training_scripts/train_vqvae.py --dataset data/prepared --run-dir runs/vqvae --preset paper
-    accelerate launch training_scripts/train_vqvae.py --dataset ... --run-dir ... --mixed-precision bf16
-    python training_scripts/train_vqvae.py ... --resume            # continue the run exactly
+    python training_scripts/train_vqvae.py --help      # the same as: im2wav train-vqvae --help
 
-The data statistics the losses are normalised by (`bandwidth_*`) are measured on the training
-windows of a fresh run and stored in the model config.
+The logic lives in `im2wav.commands.train_vqvae`; this file keeps the repository's one-script-per-stage layout.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
 
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    from im2wav.training.arguments import add_training_arguments
-
-    parser.add_argument("--dataset", required=True, help="prepared dataset folder (prepare_dataset.py)")
-    parser.add_argument("--window-length", type=int, default=65536, help="audio samples per training window (random crops)")
-    parser.add_argument("--bandwidth-windows", type=int, default=64, help="windows measured for the loss normalisation")
-    add_training_arguments(parser, preset="paper", batch_size=4, lr=3e-4, max_steps=10000)
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from im2wav.training.runs import train_vqvae_run
-
-    print(json.dumps(train_vqvae_run(args)))
-    return 0
-
+from im2wav.cli import run_command
+from im2wav.commands.train_vqvae import main  # noqa: F401  (callers run `main(argv)` directly)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command("train-vqvae", prog="train_vqvae.py"))

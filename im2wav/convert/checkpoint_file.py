@@ -25,10 +25,14 @@ PRIOR_PREFIX = "prior."
 
 def _allowed_globals() -> list:
     """The numpy types a `hps['bandwidth']` float64 pickles to, under numpy 2 and numpy 1 names."""
-    scalar = np._core.multiarray.scalar
+    try:
+        from numpy._core.multiarray import scalar  # NumPy 2, and the forward-compatible alias of late 1.26
+    except ImportError:  # NumPy 1.26.0: only the old name; both pickled names are allowed below
+        from numpy.core.multiarray import scalar
     return [
         scalar,
         (scalar, "numpy.core.multiarray.scalar"),  # files written under numpy 1.x
+        (scalar, "numpy._core.multiarray.scalar"),  # files written under numpy 2, read under numpy 1.26
         np.dtype,
         np.dtypes.Float64DType,
     ]
@@ -100,8 +104,39 @@ def _reason(message: str) -> str:
     return (lines[-1] if lines else "unreadable pickle")[:200]
 
 
+# torch.save stores the archive's entries uncompressed, so their total size is the file's size. A few MB
+# of slack covers zip bookkeeping; anything inflating far beyond the file is not a torch checkpoint.
+_INFLATE_SLACK_BYTES = 16 * 2**20
+
+
+def _check_archive_sizes(path: Path) -> None:
+    """Refuse a zip whose entries would inflate far beyond the file's own size (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # a damaged archive: torch.load reports it precisely
+    size = path.stat().st_size
+    if inflated > 2 * size + _INFLATE_SLACK_BYTES:
+        raise ValueError(
+            f"{path} would inflate to {inflated} bytes from a {size}-byte file; torch.save never compresses, so "
+            "this is not a checkpoint torch wrote (possibly a zip bomb). It was not loaded"
+        )
+
+
+def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN or inf: they convert fine and then generate silence or noise."""
+    bad = [key for key, value in state_dict.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if bad:
+        raise ValueError(
+            f"{path} holds NaN or inf weights in {len(bad)} tensor(s) (first: {bad[0]!r}); the checkpoint is "
+            "damaged or was saved after training diverged. Use another checkpoint"
+        )
+
+
 def _load_safely(path: Path) -> object:
     if zipfile.is_zipfile(path):
+        _check_archive_sizes(path)
         # List what the pickle would import before unpickling anything, to name it in the error.
         try:
             unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(path)) - _ALLOWED_NAMES
@@ -154,7 +189,8 @@ def read_original_checkpoint(path: str | os.PathLike) -> OriginalCheckpoint:
     Raises:
         FileNotFoundError: `path` does not exist.
         ValueError: the file is a directory, truncated or corrupt, not a torch checkpoint, contains
-            pickled code, lacks `hps`/`model`, or holds neither a VQ-VAE nor a prior.
+            pickled code, would inflate far beyond its size, lacks `hps`/`model`, holds NaN/inf
+            weights, or holds neither a VQ-VAE nor a prior.
     """
     path = Path(path)
     if not path.exists():
@@ -172,6 +208,7 @@ def read_original_checkpoint(path: str | os.PathLike) -> OriginalCheckpoint:
         raise ValueError(f"{path}: 'hps' should be a dict of hyperparameters, got {type(hps).__name__}")
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(f"{path}: 'model' should be a state dict of tensors")
+    _check_finite(state_dict, path)
     step = obj.get("step")
     return OriginalCheckpoint(
         hps=hps,

@@ -126,7 +126,11 @@ def vqvae_from_original(checkpoint: OriginalCheckpoint) -> HierarchicalVQVAE:
     if checkpoint.kind != "vqvae":
         raise ValueError(f"{checkpoint.path} holds a {checkpoint.kind}, not a VQ-VAE")
     config = vqvae_config_from_hps(checkpoint.hps)
-    model = HierarchicalVQVAE(**config)
+    try:
+        with torch.device("meta"):  # shapes only: hps asking for a huge model allocate nothing before the checks
+            model = HierarchicalVQVAE(**config)
+    except (TypeError, ValueError, KeyError, AssertionError) as err:
+        raise ValueError(f"{checkpoint.path}: its hps do not describe a valid VQ-VAE ({err})") from err
     mapped = map_vqvae_state_dict(checkpoint.state_dict, list(config["downs_t"]))
     codebooks = {k: mapped.pop(k) for k in [k for k in mapped if k.endswith(".codebook")]}
     expected = {k for k in model.state_dict() if not k.startswith("quantizers.")}
@@ -139,6 +143,7 @@ def vqvae_from_original(checkpoint: OriginalCheckpoint) -> HierarchicalVQVAE:
     bad_shapes = [k for k, v in mapped.items() if v.shape != own[k].shape]
     if bad_shapes:
         raise ValueError(f"{checkpoint.path}: shape mismatch for {[(k, tuple(mapped[k].shape)) for k in bad_shapes[:5]]}")
+    model = HierarchicalVQVAE(**config)  # now for real: every shape was checked against the weights
     model.load_state_dict(mapped, strict=False)
     for level, quantizer in enumerate(model.quantizers):
         # The original keeps only `k`; its EMA sums/counts restart from it (`restore_k`).

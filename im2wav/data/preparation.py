@@ -34,6 +34,7 @@ from .sources import (
     VIDEO_EXTENSIONS,
     SourceItem,
     decode_source,
+    exit_with_parent,
     find_sources,
 )
 
@@ -74,7 +75,8 @@ def _decode_in_pool(items: list[SourceItem], args: tuple, num_workers: int, fini
     context = multiprocessing.get_context("spawn")
     pending: dict[cf.Future, SourceItem] = {}
     queue = iter(items)
-    with cf.ProcessPoolExecutor(max_workers=num_workers, mp_context=context) as pool:
+    with cf.ProcessPoolExecutor(max_workers=num_workers, mp_context=context,
+                                initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         try:
             for item in queue:  # keep at most 2 items per worker in flight (bounded memory)
                 pending[pool.submit(decode_source, item, *args)] = item

@@ -147,6 +147,27 @@ def find_sources(root: str | os.PathLike, csv_path: str | os.PathLike | None = N
 # Decoding (runs in the worker processes)
 
 
+def exit_with_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """Worker initializer: end this worker as soon as the process that started it is gone.
+
+    A parent killed with SIGKILL cannot stop its pool, and workers blocked on their task queue would
+    live on as orphans; a daemon thread watches the parent id instead (Linux and macOS alike).
+
+    Args:
+        parent_pid: the id of the preparing process.
+        interval: seconds between checks.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def decode_source(item: SourceItem, sample_rate: int, fps: float, max_seconds: float,
                   min_seconds: float) -> dict:
     """Decode one input. Never raises: a failure comes back as `{"error": reason}`.
@@ -164,7 +185,8 @@ def decode_source(item: SourceItem, sample_rate: int, fps: float, max_seconds: f
 
     try:
         audio_path = item.video or item.audio
-        audio = read_audio_track(audio_path, sample_rate=sample_rate)
+        # Decoding stops at max_seconds: a two-hour track costs no more than its first minute.
+        audio = read_audio_track(audio_path, sample_rate=sample_rate, max_seconds=max_seconds)
         if audio.size == 0:
             return {"error": "the audio track is empty"}
         audio = audio[: int(max_seconds * sample_rate)]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .shards import DatasetInfo, ShardReader, ShardWriter, read_manifest
+from .shards import INFO, DatasetInfo, ShardReader, ShardWriter, read_manifest
 from .windows import TokenInfo
 
 __all__ = ["encode_dataset_tokens"]
@@ -56,7 +56,8 @@ def encode_dataset_tokens(
         progress: show a tqdm progress bar.
 
     Raises:
-        ValueError: the sample rates differ, or `out_dir` holds tokens of another VQ-VAE.
+        ValueError: the sample rates differ, `out_dir` is the dataset, another dataset or a folder of
+            other files, or it holds tokens of another VQ-VAE.
     """
     from tqdm.auto import tqdm
 
@@ -65,6 +66,14 @@ def encode_dataset_tokens(
         raise ValueError(f"the VQ-VAE expects {vqvae.config.sample_rate} Hz audio but {dataset_root} was prepared at "
                          f"{info.sample_rate} Hz; prepare the dataset again with --sample-rate {vqvae.config.sample_rate}")
     out_dir = Path(out_dir)
+    if out_dir.resolve() == Path(dataset_root).resolve():
+        raise ValueError(f"--out {out_dir} is the prepared dataset itself; encode the tokens into a new folder")
+    if (out_dir / INFO).is_file():
+        raise ValueError(f"--out {out_dir} is a prepared dataset (it has {INFO}), not a token folder; "
+                         "encode the tokens into a new folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / TokenInfo.FILE).is_file():
+        raise ValueError(f"--out {out_dir} is a folder of other files (no {TokenInfo.FILE}); "
+                         "encode the tokens into a new or empty folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in dict(vqvae.config).items() if not k.startswith("_")}
     token_info = TokenInfo(list(vqvae.hop_lengths), int(vqvae.config.l_bins), vqvae_source, config,

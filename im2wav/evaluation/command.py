@@ -179,11 +179,11 @@ def _run(args: argparse.Namespace) -> dict | None:
         def encode(job):
             from ..media import load_image
 
-            return pipe.encode_images([[load_image(job.source)]])  # [1, F=1, D]
+            return pipe.encode_images(load_image(job.source))  # one picture: [1, F=1, D]
     else:
 
         def encode(job):
-            return pipe.encode_images(str(job.source), fps=args.fps, max_seconds=args.audio_length)  # [1, F, D]
+            return pipe.encode_images(video=str(job.source), fps=args.fps, max_seconds=args.audio_length)  # [1, F, D]
 
     batches = shard_batches(jobs, args.batch_size, rank, world)
     with tqdm(total=sum(map(len, batches)), desc=f"generating ({rank + 1}/{world})", unit="clip",

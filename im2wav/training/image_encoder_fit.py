@@ -142,7 +142,7 @@ def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, step
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--videos", required=True, help="folder of training videos (with soundtracks)")
+    parser.add_argument("--videos", required=True, help="folder of training videos with soundtracks (searched recursively)")
     parser.add_argument("--out", required=True, help="folder to write the fitted CLIP image encoder to")
     parser.add_argument("--init", default=None,
                         help="CLIP image encoder folder to start from (default: im2wav's tiny random CLIP, seeded)")
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.videos)
     if not folder.is_dir():
         raise FileNotFoundError(f"--videos {folder} is not a folder; pass the folder of training videos")
-    videos = sorted(p for p in folder.iterdir() if p.is_file() and is_video_file(p))
+    videos = sorted(p for p in folder.rglob("*") if p.is_file() and is_video_file(p))  # searched recursively
     if args.init is None:
         model, processor = tiny_clip_vision(seed=args.seed)
     else:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..atomic_files import atomic_write_text
 from .checkpointing import (
     CHECKPOINTS,
     capture_rng,
@@ -137,16 +138,37 @@ def resolve_resume(resume: str | None, run_dir: str | os.PathLike) -> Path | Non
     return found
 
 
+def read_metric_rows(path: Path) -> list[dict]:
+    """The rows of a metrics.jsonl; a line torn by a crash mid-append (only ever the last) is dropped."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
+
+
+def _csv_step(row: dict) -> int | None:
+    """A metrics.csv row's step, or None for a row torn by a crash mid-append."""
+    try:
+        return int(row["step"])
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
 def _truncate_metrics(run_dir: Path, step: int) -> None:
     """Drop rows logged after `step` (by a run killed after its last checkpoint) before resuming."""
     jsonl = run_dir / "metrics.jsonl"
     if jsonl.is_file():
-        keep = [line for line in jsonl.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-        jsonl.write_text("".join(line + "\n" for line in keep))
+        keep = [row for row in read_metric_rows(jsonl) if row["step"] <= step]
+        atomic_write_text(jsonl, "".join(json.dumps(row) + "\n" for row in keep))
     path = run_dir / "metrics.csv"
     if path.is_file():
         with open(path, newline="") as handle:
-            rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= step]
+            rows = [r for r in csv.DictReader(handle) if _csv_step(r) is not None and _csv_step(r) <= step]
         with open(path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, CSV_COLUMNS)
             writer.writeheader()

@@ -15,6 +15,7 @@ from torch import nn
 
 from .arguments import setup_model, training_config, write_run_config
 from .loop import LossFn, train
+from .run_lock import run_lock
 
 __all__ = ["check_prior_fits_tokens", "train_prior_run", "train_vqvae_run"]
 
@@ -31,10 +32,12 @@ def _run(args: argparse.Namespace, stage: str, model: nn.Module, resume, loss_fn
          tokens_per_sample: int, extra: dict | None = None) -> dict:
     """Write the run's config, train, and return the JSON summary the scripts print."""
     cfg = training_config(args, stage, tokens_per_sample=tokens_per_sample)
-    write_run_config(args.run_dir, args, cfg, model, {"train_items": len(train_data),
-                                                       "val_items": 0 if val_data is None else len(val_data),
-                                                       **(extra or {})})
-    result = train(model, loss_fn, train_data, cfg, val_data=val_data, resume=resume, progress=not args.no_progress)
+    with run_lock(args.run_dir):  # one run per run folder: a second one stops here, in one line
+        write_run_config(args.run_dir, args, cfg, model, {"train_items": len(train_data),
+                                                           "val_items": 0 if val_data is None else len(val_data),
+                                                           **(extra or {})})
+        result = train(model, loss_fn, train_data, cfg, val_data=val_data, resume=resume,
+                       progress=not args.no_progress)
     return {"step": result.step, "stopped": result.stopped, "checkpoint": str(result.checkpoint),
             "last_loss": result.losses[-1] if result.losses else None, "val_loss": result.val_loss}
 
