@@ -13,7 +13,7 @@ The audio side (log band energies of the soundtrack, their mean and spread over 
 small MLP) exists only for the fit and is thrown away; the image encoder is saved as a normal
 `CLIPVisionModelWithProjection` folder that `prepare_dataset.py` and the pipeline load as usual.
 
-    python training_scripts/fit_image_encoder.py --videos world/videos --out runs/clip --steps 400
+    python -m im2wav.training.image_encoder_fit --videos world/videos --out runs/clip --steps 400
 """
 
 from __future__ import annotations
