@@ -56,9 +56,6 @@ class RangeEmbedding(nn.Module):
         super().__init__()
         self.n_time, self.bins, self.pos_min, self.pos_max, self.clamp = n_time, bins, pos_min, pos_max, clamp
         self.emb = nn.Embedding(bins, width)
-        # Small, as in the original (std 0.01): x_cond is added to the token embeddings (std 0.02) and
-        # again to the output; torch's default N(0, 1) would drown the tokens in the time signal.
-        nn.init.normal_(self.emb.weight, std=0.01)
 
     def forward(self, start: torch.Tensor, end: torch.Tensor | None = None) -> torch.Tensor:
         """start, end: float32 [B, 1] -> [B, n_time, width]."""
@@ -129,7 +126,6 @@ class LowerTokenConditioner(nn.Module):
                  m_conv: float = 1.0, dilation_growth_rate: int = 3, dilation_cycle: int | None = None):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, width)
-        nn.init.normal_(self.embedding.weight, std=0.02)  # as the original's LOW-token embedding
         self.upsampler = Upsampler(width, width, num_steps, stride, channels, depth, m_conv=m_conv,
                                    dilation_growth_rate=dilation_growth_rate, dilation_cycle=dilation_cycle)
         self.norm = nn.LayerNorm(width, eps=1e-5)
