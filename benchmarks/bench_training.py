@@ -43,6 +43,7 @@ def make_stage(stage: str, scale: str):
     """`(model, batch, loss_fn, samples per step, tokens per step, config)` of one stage."""
     from im2wav.data.windows import frames_for_window
     from im2wav.losses.tokens import prior_token_loss
+    from im2wav.losses.vqvae import VQVAELossConfig, vqvae_loss
     from im2wav.models.prior import Im2WavPrior
     from im2wav.models.vqvae import HierarchicalVQVAE
 
@@ -52,7 +53,7 @@ def make_stage(stage: str, scale: str):
         batch = {"audio": 0.3 * torch.randn(batch_size, window)}
 
         def loss_fn(m, b):
-            return m(b["audio"]).loss
+            return vqvae_loss(m, b["audio"], VQVAELossConfig()).loss
 
         return model, batch, loss_fn, batch_size, batch_size * window, {"preset": preset, "batch_size": batch_size,
                                                                          "window_samples": window}

@@ -59,15 +59,20 @@ def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         ) from err
 
 
+def _read_json_object(path: Path) -> dict:
+    """The JSON object in `path`, or a ValueError naming the file."""
+    try:
+        value = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); re-save the pipeline") from err
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object; re-save the pipeline")
+    return value
+
+
 def _meta_model(name: str, subfolder: Path) -> torch.nn.Module:
     """The component's model class built from its config on the meta device (no memory used)."""
-    config_path = subfolder / "config.json"
-    try:
-        config = json.loads(config_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{config_path} is not valid JSON ({err}); re-save the pipeline") from err
-    if not isinstance(config, dict):
-        raise ValueError(f"{config_path} must hold a JSON object; re-save the pipeline")
+    config = _read_json_object(subfolder / "config.json")
     try:
         with torch.device("meta"):
             if name == "image_encoder":
@@ -123,12 +128,7 @@ def check_pipeline_folder(folder: str | os.PathLike) -> None:
             f"{folder} is not an im2wav pipeline folder: model_index.json is missing. Make one with "
             "`pipe.save_pretrained(folder)` or `training_scripts/convert_original_checkpoint.py`"
         )
-    try:
-        index = json.loads(index_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{index_path} is not valid JSON ({err}); re-save the pipeline") from err
-    if not isinstance(index, dict):
-        raise ValueError(f"{index_path} must hold a JSON object; re-save the pipeline")
+    index = _read_json_object(index_path)
     for name, config_file in COMPONENT_FILES.items():
         entry = index.get(name)
         if not isinstance(entry, list) or None in entry:

@@ -142,7 +142,8 @@ def sample_next_token(
         generator: None (global RNG), one generator for the batch, or one per row (row i then
             equals a batch-of-one run with generator i).
     """
-    probs = torch.softmax(filter_logits(logits.float() / temperature, top_k, top_p), dim=-1)
+    logits = logits.float() if temperature == 1.0 else logits.float() / temperature
+    probs = torch.softmax(filter_logits(logits, top_k, top_p), dim=-1)
     if isinstance(generator, (list, tuple)):
         return torch.cat([torch.multinomial(probs[i : i + 1], 1, generator=g) for i, g in enumerate(generator)])[:, 0]
     return torch.multinomial(probs, 1, generator=generator)[:, 0]

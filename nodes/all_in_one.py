@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from . import comfy_hooks
-from .stages import BATCH_SIZE_INPUT, IMAGE_MODES, MODE_TOOLTIP, MODEL_INPUT, audio_output, image_input, sampling_inputs
+from .stages import (
+    BATCH_SIZE_INPUT, FPS_INPUT, IMAGE_MODES, IMAGES_INPUT, MODE_TOOLTIP, MODEL_INPUT, audio_output, image_input,
+    sampling_inputs,
+)
 from .types import CATEGORY, Im2WavModel
 
 
@@ -35,10 +38,9 @@ class Im2WavImageToAudio:
     def INPUT_TYPES(cls):
         inputs = {
             "im2wav_model": MODEL_INPUT,
-            "images": ("IMAGE", {"tooltip": "The picture(s), or the frames of a video."}),
+            "images": IMAGES_INPUT,
             "mode": (IMAGE_MODES, {"default": IMAGE_MODES[0], "tooltip": MODE_TOOLTIP}),
-            "fps": ("FLOAT", {"default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01,
-                              "tooltip": "Frame rate of the frames (for a video, connect Get Video Components' fps)."}),
+            "fps": FPS_INPUT,
         }
         inputs.update(sampling_inputs(include_length=True))
         inputs["batch_size"] = BATCH_SIZE_INPUT

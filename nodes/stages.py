@@ -6,6 +6,8 @@ Each node converts ComfyUI values, has ComfyUI place the model on its device
 
 from __future__ import annotations
 
+from im2wav.media import MAX_FPS
+
 from . import comfy_hooks
 from .types import CATEGORY, CONDITIONING, MAX_SEED, MODEL, TOKENS, Im2WavConditioning, Im2WavModel, Im2WavTokens
 
@@ -15,6 +17,9 @@ IMAGE_MODES = ["frames of one video", "batch of single images"]
 MODEL_INPUT = (MODEL, {"tooltip": "The model from 'im2wav Model Loader'."})
 MODE_TOOLTIP = ("frames of one video: one sound for the whole batch, the frames spread over its length; "
                 "batch of single images: one sound per image.")
+FPS_INPUT = ("FLOAT", {"default": 30.0, "min": 0.01, "max": MAX_FPS, "step": 0.01,
+                       "tooltip": "Frame rate of the frames (for a video, connect Get Video Components' fps)."})
+IMAGES_INPUT = ("IMAGE", {"tooltip": "The picture(s), or the frames of a video."})
 BATCH_SIZE_INPUT = ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Sounds per image or video."})
 
 
@@ -60,12 +65,9 @@ class Im2WavEncodeImages:
         return {
             "required": {
                 "im2wav_model": MODEL_INPUT,
-                "images": ("IMAGE", {"tooltip": "The picture(s), or the frames of a video."}),
+                "images": IMAGES_INPUT,
                 "mode": (IMAGE_MODES, {"default": IMAGE_MODES[0], "tooltip": MODE_TOOLTIP}),
-                "fps": ("FLOAT", {
-                    "default": 30.0, "min": 0.01, "max": 1000.0, "step": 0.01,
-                    "tooltip": "Frame rate of the frames (connect Get Video Components' fps).",
-                }),
+                "fps": FPS_INPUT,
             },
             "optional": {
                 "max_seconds": ("FLOAT", {

@@ -23,6 +23,7 @@ from PIL import Image
 from transformers import CLIPVisionModelWithProjection
 
 from im2wav.clip_encoder import CLIPImageProcessor, embed_images, name_pil_processor
+from im2wav.decoding import decode_threads
 from im2wav.image_processor import check_fps, check_num_waveforms, encoder_short_side, prepare_frames
 from im2wav.media import frame_count
 from im2wav.model_folder import check_pipeline_folder, is_hub_id
@@ -497,46 +498,54 @@ class Im2WavPipeline(DiffusionPipeline):
         check_num_waveforms(num_waveforms_per_prompt)
         check_fps(fps)
 
-        # 2. Encode the images (one CLIP embedding per frame)
-        if image_embeds is None:
-            image_embeds = self.encode_images(images, fps=fps, max_seconds=audio_length_in_s, video=video)  # [B, F, D]
-        else:
-            self._check_image_embeds(image_embeds)
-            image_embeds = image_embeds[:, : frame_count(audio_length_in_s, fps)]  # [B, F, D]
-        check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
-        batch_size = image_embeds.shape[0] * num_waveforms_per_prompt
-        check_generator(generator, batch_size)
+        # small models run every stage on one thread: their many tiny operations only wait on each other
+        # (and stall behind any busy core) when split; large ones use every thread (im2wav.decoding)
+        with decode_threads(self.low_prior, 2 * num_waveforms_per_prompt):
+            # 2. Encode the images (one CLIP embedding per frame)
+            if image_embeds is None:
+                image_embeds = self.encode_images(
+                    images, fps=fps, max_seconds=audio_length_in_s, video=video
+                )  # [B, F, D]
+            else:
+                self._check_image_embeds(image_embeds)
+                image_embeds = image_embeds[:, : frame_count(audio_length_in_s, fps)]  # [B, F, D]
+            check_num_waveforms(num_waveforms_per_prompt, image_embeds.shape[0])
+            batch_size = image_embeds.shape[0] * num_waveforms_per_prompt
+            check_generator(generator, batch_size)
 
-        num_low = self.num_low_tokens(audio_length_in_s)
-        num_up = num_low * self.up_prior.upsample_factor
-        total_steps = num_low + num_up
-        with self.progress_bar(total=total_steps) as progress:
+            num_low = self.num_low_tokens(audio_length_in_s)
+            num_up = num_low * self.up_prior.upsample_factor
+            total_steps = num_low + num_up
+            with self.progress_bar(total=total_steps) as progress:
 
-            def stage_callback(offset: int) -> Callable[[int, int], None]:
-                def callback(step: int, total: int) -> None:
-                    progress.update(max(0, offset + step - progress.n))
-                    if callback_on_step_end is not None:
-                        callback_on_step_end(self, offset + step, total_steps, {})
+                def stage_callback(offset: int) -> Callable[[int, int], None]:
+                    def callback(step: int, total: int) -> None:
+                        progress.update(max(0, offset + step - progress.n))
+                        if callback_on_step_end is not None:
+                            callback_on_step_end(self, offset + step, total_steps, {})
 
-                return callback
+                    return callback
 
-            # 3. Sample LOW tokens (hop 32), classifier-free guided
-            low_tokens = self._sample_low(image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p,
-                                          generator, num_waveforms_per_prompt, stage_callback(0))  # [B*n, T_low]
-            progress.update(num_low - progress.n)
+                # 3. Sample LOW tokens (hop 32), classifier-free guided
+                low_tokens = self._sample_low(
+                    image_embeds, audio_length_in_s, guidance_scale, temperature, top_k, top_p, generator,
+                    num_waveforms_per_prompt, stage_callback(0),
+                )  # [B*n, T_low]
+                progress.update(num_low - progress.n)
 
-            # 4. Sample UP tokens (hop 8) conditioned on the LOW tokens
-            up_tokens = self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator,
-                                        stage_callback(num_low))  # [B*n, 4*T_low]
-            progress.update(total_steps - progress.n)
+                # 4. Sample UP tokens (hop 8) conditioned on the LOW tokens
+                up_tokens = self._sample_up(low_tokens, image_embeds, temperature, top_k, top_p, generator,
+                                            stage_callback(num_low))  # [B*n, 4*T_low]
+                progress.update(total_steps - progress.n)
 
-        # 5. Decode
-        if output_type == "latent":
-            audios = up_tokens
-        else:
-            audios = self.decode(up_tokens, num_samples=round(audio_length_in_s * self.sample_rate))  # [B*n, 1, S]
-            if output_type == "np":
-                audios = audios.cpu().numpy()
+            # 5. Decode
+            if output_type == "latent":
+                audios = up_tokens
+            else:
+                num_samples = round(audio_length_in_s * self.sample_rate)
+                audios = self.decode(up_tokens, num_samples=num_samples)  # [B*n, 1, S]
+                if output_type == "np":
+                    audios = audios.cpu().numpy()
         self.maybe_free_model_hooks()
 
         if not return_dict:

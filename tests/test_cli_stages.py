@@ -15,19 +15,14 @@ from pathlib import Path
 
 import pytest
 import soundfile
+from tiny_components import tiny_stage_args
 
 from im2wav.cli import COMMANDS, main
 
 REPO = Path(__file__).resolve().parents[1]
-# Far below the "tiny" presets, so each training stage takes a second or two.
-VQ = ["--preset", "tiny", "--config-overrides",
-      json.dumps({"width": 8, "depth": 1, "emb_width": 8, "l_bins": 16, "multispec_n_fft": [256],
-                  "multispec_hop_length": [64], "multispec_window_size": [256]})]
-LOW = ["--preset", "tiny-low", "--config-overrides",
-       json.dumps({"width": 32, "depth": 3, "vocab_size": 16, "min_duration": 0.5, "blocks": 8})]
-UP = ["--preset", "tiny-up", "--config-overrides",
-      json.dumps({"width": 32, "depth": 3, "vocab_size": 16, "lower_vocab_size": 16, "lower_channels": 8,
-                  "lower_depth": 1, "blocks": 16})]
+VQ = tiny_stage_args("vqvae")
+LOW = tiny_stage_args("low", min_duration=0.5)
+UP = tiny_stage_args("up")
 QUIET = ["--no-progress", "--log-every", "1", "--warmup-steps", "1", "--save-every", "1000", "--batch-size", "2",
          "--max-steps", "2"]
 

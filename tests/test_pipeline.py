@@ -52,7 +52,7 @@ def test_output_shapes_types_and_sample_rate(tiny_pipe):
     out = tiny_pipe(_image(), audio_length_in_s=TINY_SECONDS, generator=_gen())
     assert isinstance(out, AudioPipelineOutput)
     assert isinstance(out.audios, np.ndarray) and out.audios.dtype == np.float32 and out.audios.shape == (1, 1, S)
-    assert np.isfinite(out.audios).all() and np.abs(out.audios).max() > 0
+    assert np.isfinite(out.audios).all() and 0.01 < np.sqrt(np.mean(out.audios**2)) < 1.0  # audible, not silence or blow-up
     assert tiny_pipe.sample_rate == 16000
 
     pt = _run(tiny_pipe, _image(), output_type="pt")
@@ -77,7 +77,7 @@ def test_lengths_map_to_tokens_and_samples(tiny_pipe):
 def test_same_generator_same_audio_other_seed_other_audio(tiny_pipe):
     a, b = _run(tiny_pipe, _image(), seed=1), _run(tiny_pipe, _image(), seed=1)
     np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(a, _run(tiny_pipe, _image(), seed=2))
+    assert np.mean(a != _run(tiny_pipe, _image(), seed=2)) > 0.5  # a new seed redraws the clip, not a few samples
 
 
 def test_guidance_changes_output(tiny_pipe):
@@ -85,13 +85,13 @@ def test_guidance_changes_output(tiny_pipe):
     with_guidance = tiny_pipe.sample_low(embeds, TINY_SECONDS, guidance_scale=3.0, generator=_gen())
     without = tiny_pipe.sample_low(embeds, TINY_SECONDS, guidance_scale=1.0, generator=_gen())
     assert with_guidance.shape == without.shape == (1, T_LOW)
-    assert (with_guidance != without).any()
+    assert (with_guidance != without).float().mean() > 0.4  # guidance reshapes the sequence (tiny pipe: 81% differ)
 
 
 def test_the_image_conditions_the_audio(tiny_pipe):
     a = _run(tiny_pipe, _image(0), output_type="latent")
     b = _run(tiny_pipe, _image(1), output_type="latent")
-    assert (a != b).any()
+    assert (a != b).float().mean() > 0.1  # same draws, other image: many tokens change (tiny pipe: 18%), not one
 
 
 def test_batch_element_0_equals_single_run(tiny_pipe):
@@ -107,7 +107,7 @@ def test_batch_element_0_equals_single_run(tiny_pipe):
 def test_num_waveforms_per_prompt(tiny_pipe):
     audios = _run(tiny_pipe, [_image(0), _image(1)], num_waveforms_per_prompt=3, output_type="pt")
     assert audios.shape == (6, 1, S)
-    assert not torch.equal(audios[0], audios[1])  # different samples of the same image
+    assert (audios[0] != audios[1]).float().mean() > 0.5  # different samples of the same image, not a copy
     gens = [_gen(i) for i in range(6)]
     tokens = tiny_pipe(
         [_image(0), _image(1)],
@@ -127,7 +127,7 @@ def test_windowed_sampling_beyond_one_window(tiny_pipe):
     assert tokens.shape == (1, 600)
     assert 0 <= tokens.min() and tokens.max() < tiny_pipe.up_prior.config.vocab_size
     # the second UP window decodes new tokens rather than repeating the first window's start
-    assert not torch.equal(tokens[:, 512:], tokens[:, :88])
+    assert (tokens[:, 512:] != tokens[:, :88]).float().mean() > 0.5  # (tiny pipe: 92% differ), not a near-copy
 
 
 def test_callback_and_progress(tiny_pipe):

@@ -9,23 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_components import tiny_stage_args
 
 from im2wav.data.shards import DatasetInfo, ShardWriter, to_pcm16
 from im2wav.training import checkpointing
-from im2wav.training.ema import EMA
+from im2wav.training.ema import load_weight_ema_state, weight_ema
 from im2wav.training.optim import make_optimizer, warmup_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
-# Shrunk far below the "tiny" presets so every script run takes a second or two.
-VQ = ["--preset", "tiny", "--config-overrides",
-      json.dumps({"width": 8, "depth": 1, "emb_width": 8, "l_bins": 16, "multispec_n_fft": [256],
-                  "multispec_hop_length": [64], "multispec_window_size": [256]})]
-LOW = ["--preset", "tiny-low", "--config-overrides",
-       json.dumps({"width": 32, "depth": 3, "vocab_size": 16, "min_duration": 0.1, "blocks": 8})]
-UP = ["--preset", "tiny-up", "--config-overrides",
-      json.dumps({"width": 32, "depth": 3, "vocab_size": 16, "lower_vocab_size": 16, "lower_channels": 8,
-                  "lower_depth": 1, "blocks": 16})]
+VQ = tiny_stage_args("vqvae")
+LOW = tiny_stage_args("low", min_duration=0.1)
+UP = tiny_stage_args("up")
 QUIET = ["--no-progress", "--log-every", "1", "--warmup-steps", "2", "--save-every", "1000"]
 
 
@@ -88,6 +83,24 @@ def test_vqvae_resume_reproduces_the_straight_run(dataset, tmp_path):
     for sub in ("model", "ema"):  # weights, codebooks (buffers) and EMA weights end up identical
         assert (a / sub / "diffusion_pytorch_model.safetensors").read_bytes() == \
             (b / sub / "diffusion_pytorch_model.safetensors").read_bytes()
+
+
+def test_vqvae_resumes_a_checkpoint_written_before_the_loss_left_the_model(dataset, tmp_path):
+    """Such a checkpoint holds the loss weights and statistics in model/config.json and no `extra`."""
+    args = ["--dataset", dataset, *VQ, "--window-length", 2048, "--batch-size", 2, *QUIET]
+    run_script("train_vqvae", *args, "--run-dir", tmp_path / "straight", "--max-steps", 4)
+    run_script("train_vqvae", *args, "--run-dir", tmp_path / "split", "--max-steps", 2)
+    checkpoint = checkpointing.latest_checkpoint(tmp_path / "split")
+    state = json.loads((checkpoint / "state.json").read_text())
+    loss = state.pop("extra")["vqvae_loss"]
+    assert loss["bandwidth_l2"] != 1.0  # measured on the data
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    config = json.loads((checkpoint / "model" / "config.json").read_text())
+    (checkpoint / "model" / "config.json").write_text(json.dumps({**config, **loss}))
+    run_script("train_vqvae", *args, "--run-dir", tmp_path / "split", "--max-steps", 4, "--resume")
+    assert losses(tmp_path / "straight") == losses(tmp_path / "split")
+    resolved = json.loads((tmp_path / "split" / "config.json").read_text())
+    assert resolved["loss_config"] == loss and "bandwidth_l2" not in resolved["model_config"]
 
 
 def test_low_prior_resume_reproduces_the_straight_run_with_condition_dropout(dataset, tokens, tmp_path):
@@ -225,24 +238,55 @@ def test_warmup_then_cosine_schedule():
         lrs.append(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
-    assert lrs[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
-    assert lrs[8] == pytest.approx(0.5) and lrs[-1] < 0.05
+    assert lrs[:5] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])  # the original's min(1, step / warmup)
+    assert lrs[8] == pytest.approx(0.5) and lrs[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 8)))
+    linear = warmup_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0), 2, 6, "linear")
+    values = []
+    for _ in range(6):
+        values.append(linear.get_last_lr()[0])
+        linear.optimizer.step()
+        linear.step()
+    assert values == pytest.approx([0.0, 1.0, 2.0, 1.5, 1.0, 0.5])
     with pytest.raises(ValueError, match="needs total_steps"):
         warmup_schedule(optimizer, 4, None, "linear")
 
 
 def test_ema_tracks_weights_with_warmup():
     model = torch.nn.Linear(2, 1, bias=False)
-    start = model.weight.detach().clone()
-    ema = EMA(model, decay=0.5)
+    ema = weight_ema(model, decay=0.5)
     with torch.no_grad():
         model.weight.fill_(1.0)
-    ema.update(model)  # first update: decay min(0.5, (1 + 0) / (10 + 0)) = 0.1
+    ema.step(model.parameters())  # first update copies the weights (decay 0)
     target = torch.nn.Linear(2, 1, bias=False)
-    ema.copy_to(target)
-    assert torch.allclose(target.weight, 0.1 * start + 0.9)
-    ema.update(model)  # decay min(0.5, 2 / 11)
-    assert torch.allclose(ema.shadow["weight"], (2 / 11) * (0.1 * start + 0.9) + (9 / 11))
+    ema.copy_to(target.parameters())
+    assert torch.allclose(target.weight, torch.ones(1, 2))
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.step(model.parameters())  # decay min(0.5, (1 + 1) / (10 + 1))
+    ema.copy_to(target.parameters())
+    assert torch.allclose(target.weight, torch.full((1, 2), (2 / 11) * 1.0 + (9 / 11) * 3.0))
+    for _ in range(20):
+        ema.step(model.parameters())  # the decay is capped at 0.5: the average closes half the gap per step
+    ema.copy_to(target.parameters())
+    assert torch.allclose(target.weight, torch.full((1, 2), 3.0), atol=1e-5)
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        weight_ema(model, 1.5)
+
+
+def test_ema_state_round_trips_and_refuses_another_model():
+    model = torch.nn.Linear(3, 2)
+    ema = weight_ema(model, 0.9)
+    ema.step(model.parameters())
+    fresh = weight_ema(model, 0.9)
+    load_weight_ema_state(fresh, ema.state_dict(), model)
+    assert fresh.optimization_step == 1
+    assert all(torch.equal(a, b) for a, b in zip(fresh.shadow_params, ema.shadow_params))
+    # a checkpoint written by the earlier name-keyed EMA still resumes
+    old = {"decay": 0.9, "num_updates": 7, "shadow": {n: p.detach() + 1 for n, p in model.named_parameters()}}
+    load_weight_ema_state(fresh, old, model)
+    assert fresh.optimization_step == 7 and torch.equal(fresh.shadow_params[0], model.weight.detach() + 1)
+    with pytest.raises(ValueError, match="does not match the model"):
+        load_weight_ema_state(weight_ema(torch.nn.Linear(3, 3), 0.9), ema.state_dict(), torch.nn.Linear(3, 3))
 
 
 def test_optimizer_decays_only_matrices():
@@ -270,3 +314,29 @@ def test_bundled_default_model_hears_its_examples():
     images = [Image.open(REPO / "assets" / "examples" / f"{c.name}.png") for c in classes]  # a batch of pictures
     audio = pipe(images, audio_length_in_s=0.256, generator=torch.Generator().manual_seed(0)).audios[:, 0]
     assert [judge.predict(x) for x in audio] == list(range(len(classes)))
+
+
+def test_run_configs_are_typed_and_built_at_the_command_line_boundary(tmp_path):
+    import argparse
+
+    from im2wav.training.arguments import add_training_arguments, prior_run_config
+    from im2wav.training.runs import PriorRunConfig, train_prior_run, train_vqvae_run
+
+    with pytest.raises(TypeError, match="VQVAERunConfig.*vqvae_run_config"):
+        train_vqvae_run(argparse.Namespace(dataset="x", run_dir=str(tmp_path)))
+    parser = argparse.ArgumentParser()
+    for flag in ("--level", "--dataset", "--tokens"):
+        parser.add_argument(flag)
+    parser.add_argument("--condition-dropout", type=float, default=None)
+    add_training_arguments(parser, preset="", batch_size=4, lr=3e-4, max_steps=10)
+    args = parser.parse_args(["--level", "up", "--dataset", "d", "--tokens", "t", "--run-dir", str(tmp_path),
+                              "--warmup-steps", "7", "--config-overrides", '{"width": 32}'])
+    run = prior_run_config(args)
+    assert isinstance(run, PriorRunConfig) and run.model.preset == "paper-up" and run.condition_dropout == 0.0
+    assert run.model.config_overrides == {"width": 32} and run.training.warmup_steps == 7
+    assert run.training.max_steps == 10 and run.training.clip_grad_norm == 1.0  # stage default, dataclass default
+    with pytest.raises(ValueError, match=r"\['widht'\] are not fields of Im2WavPrior"):
+        run_script("train_prior", "--level", "low", "--dataset", "d", "--tokens", "t", "--run-dir", tmp_path / "r",
+                   "--config-overrides", '{"widht": 32}')
+    with pytest.raises(ValueError, match="level must be"):
+        train_prior_run(PriorRunConfig(level="mid", dataset="d", tokens="t", model=run.model, training=run.training))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +14,10 @@ from hypothesis import strategies as st
 
 from conftest import shared_path
 from im2wav import HierarchicalVQVAE
-from im2wav.models.vqvae import PRESETS
+from im2wav.losses.vqvae import VQVAELossConfig, vqvae_loss
+from im2wav.models.vqvae import PRESETS, TRAINING_KEYS
 
-
+REPO = Path(__file__).resolve().parents[1]
 # Small STFTs so that the loss runs on 256-sample clips in milliseconds.
 SMALL_LOSS = dict(linf_k=16, spec_n_fft=64, spec_hop_length=16, spec_window_size=48,
                   multispec_n_fft=[64, 32], multispec_hop_length=[8, 4], multispec_window_size=[32, 16])
@@ -22,7 +25,7 @@ SMALL_LOSS = dict(linf_k=16, spec_n_fft=64, spec_hop_length=16, spec_window_size
 
 def small_model(seed: int = 0, **overrides) -> HierarchicalVQVAE:
     """A 2-level model with hops 4 and 8, random codebooks."""
-    config = dict(levels=2, downs_t=[2, 1], strides_t=[2, 2], emb_width=4, l_bins=8, width=4, depth=2, **SMALL_LOSS)
+    config = dict(levels=2, downs_t=[2, 1], strides_t=[2, 2], emb_width=4, l_bins=8, width=4, depth=2)
     torch.manual_seed(seed)
     model = HierarchicalVQVAE(**{**config, **overrides})
     for quantizer in model.quantizers:
@@ -140,7 +143,7 @@ def test_bad_codes_are_refused_with_a_clear_error():
 def test_training_forward_gradients_reach_every_encoder_and_decoder():
     model = small_model().train()
     audio = torch.randn(2, 1, 256) * 0.1
-    output = model(audio)
+    output = vqvae_loss(model, audio, VQVAELossConfig(**SMALL_LOSS))
     assert output.sample.shape == audio.shape and len(output.reconstructions) == 2
     assert output.sample is output.reconstructions[0]
     output.loss.backward()
@@ -156,16 +159,41 @@ def test_training_updates_codebooks_and_eval_does_not():
     with torch.no_grad():
         model.eval()(audio)
     assert all(torch.equal(b, q.codebook) for b, q in zip(before, model.quantizers))
+    codes_before = model.encode(audio)
+    # the update is exactly one EMA step of each level's codebook on that level's encoder output
+    expected = []
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):  # revival draws from the RNG: replay the same stream
+        for encoder, quantizer in zip(model.encoders, model.quantizers):
+            book = copy.deepcopy(quantizer).train()
+            book(encoder(audio))
+            expected.append(book.codebook)
     with torch.no_grad():
-        metrics = model.train()(audio).metrics
-    assert all(not torch.equal(b, q.codebook) for b, q in zip(before, model.quantizers))
-    assert {"usage", "dk", "perplexity", "fit"} <= set(metrics)
+        output = model.train()(audio)
+    for level, quantizer in enumerate(model.quantizers):
+        torch.testing.assert_close(quantizer.codebook, expected[level], rtol=0, atol=0)
+        assert torch.equal(output.codes[level], codes_before[level])  # quantised with the codebook before the step
+    assert {"usage", "dk", "perplexity", "fit"} <= set(output.codebook_usage)
+
+
+def test_forward_encodes_quantises_and_decodes():
+    model = small_model()
+    audio = torch.randn(2, 256) * 0.1
+    with torch.no_grad():
+        output = model(audio)
+    codes = model.encode(audio)
+    for level in range(2):
+        assert torch.equal(output.codes[level], codes[level])
+        torch.testing.assert_close(output.reconstructions[level], model.decode(codes, level=level))
+        quantized = model.quantizers[level].decode(codes[level])  # (B, D, T)
+        pre = model.encoders[level](audio[:, None])
+        torch.testing.assert_close(output.commit_losses[level], (quantized - pre).pow(2).mean())
 
 
 def test_loss_is_the_weighted_sum_of_its_terms():
-    model = small_model(spectral=0.5, multispectral=2.0, commit=0.3)
+    model = small_model()
     with torch.no_grad():
-        output = model(torch.randn(2, 256) * 0.1)
+        output = vqvae_loss(model, torch.randn(2, 256) * 0.1,
+                            VQVAELossConfig(**SMALL_LOSS, spectral=0.5, multispectral=2.0, commit=0.3))
     m = output.metrics
     expected = m["recons_loss"] + 0.5 * m["spectral_loss"] + 2.0 * m["multispectral_loss"] + 0.3 * m["commit_loss"]
     torch.testing.assert_close(output.loss, expected)
@@ -195,3 +223,38 @@ def test_hop_lengths_are_products_of_strides():
     assert [c.shape[1] for c in codes] == [12, 3]
     with pytest.raises(ValueError, match="even"):
         small_model(strides_t=[3, 2])
+
+
+def test_configs_saved_before_the_loss_split_load_silently_and_keep_their_weights(tmp_path, capfd):
+    """The bundled default VQ-VAE's config.json still holds the loss weights and data statistics."""
+    from safetensors.torch import load_file
+
+    folder = REPO / "assets" / "default_model" / "vqvae"
+    if not folder.is_dir():
+        pytest.skip("assets/default_model is not in this checkout")
+    saved = json.loads((folder / "config.json").read_text())
+    assert TRAINING_KEYS <= set(saved)  # the fixture really is an old-style config
+    capfd.readouterr()
+    model = HierarchicalVQVAE.from_pretrained(folder)
+    assert "not expected" not in capfd.readouterr().err  # no "config attributes ... ignored" warning
+    assert not TRAINING_KEYS & set(model.config)
+    weights = load_file(folder / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in weights.items()) and len(weights) > 0
+    # the training fields move to the loss config unchanged
+    assert VQVAELossConfig.from_dict(saved).bandwidth_spec == saved["bandwidth_spec"]
+    # re-saved by the current code: no training fields, same model
+    model.save_pretrained(tmp_path)
+    assert not TRAINING_KEYS & set(json.loads((tmp_path / "config.json").read_text()))
+    again = HierarchicalVQVAE.from_pretrained(tmp_path)
+    assert plain_config(again) == plain_config(model)
+    audio = torch.randn(1, 1024) * 0.1
+    assert all(torch.equal(a, b) for a, b in zip(again.encode(audio), model.encode(audio)))
+
+
+def test_loss_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="loss_fn must be"):
+        VQVAELossConfig(loss_fn="l3")
+    with pytest.raises(ValueError, match="one entry per resolution"):
+        VQVAELossConfig(multispec_n_fft=[64, 32], multispec_hop_length=[8], multispec_window_size=[32, 16])
+    assert VQVAELossConfig.from_dict({"multispec_n_fft": [64], "multispec_hop_length": [8],
+                                      "multispec_window_size": [32], "width": 4}).resolutions == ((64, 8, 32),)

@@ -9,7 +9,9 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import shared_path
-from im2wav.convert import load_original_checkpoint
+from im2wav.convert import load_original_checkpoint, read_original_checkpoint
+from im2wav.convert.vqvae import vqvae_loss_config_from_hps
+from im2wav.losses.vqvae import vqvae_loss
 
 # The loss terms the original forward reports and we reproduce (`out.forward.metric.*`).
 METRICS = [
@@ -26,8 +28,9 @@ def golden():
     io = load_file(parity / "vqvae_tiny_io.safetensors")
     spec = json.loads((parity / "vqvae_tiny_io.json").read_text())
     audio = io["in.x"].permute(0, 2, 1)  # (B, S, 1) -> (B, 1, S)
+    loss_config = vqvae_loss_config_from_hps(read_original_checkpoint(parity / "vqvae_tiny.pth.tar").hps)
     with torch.no_grad():
-        output = model(audio)
+        output = vqvae_loss(model, audio, loss_config)
     return model, io, spec, audio, output
 
 

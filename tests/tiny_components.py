@@ -9,6 +9,7 @@ or call `build_tiny_pipeline()` / `make_test_video()` directly.
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,6 +24,23 @@ from im2wav.models.prior import Im2WavPrior
 from im2wav.models.vqvae import HierarchicalVQVAE
 
 # 0.064 s = 1024 samples = 32 LOW tokens = 128 UP tokens: a full pipeline run in about a second.
+# Model config overrides far below the "tiny" presets, so that each training stage of a test runs in
+# a second or two (the VQ-VAE's also shrink its loss's STFT); LOW still needs its `min_duration`.
+TINY_TRAINING = {
+    "vqvae": ("tiny", {"width": 8, "depth": 1, "emb_width": 8, "l_bins": 16, "multispec_n_fft": [256],
+                       "multispec_hop_length": [64], "multispec_window_size": [256]}),
+    "low": ("tiny-low", {"width": 32, "depth": 3, "vocab_size": 16, "blocks": 8}),
+    "up": ("tiny-up", {"width": 32, "depth": 3, "vocab_size": 16, "lower_vocab_size": 16, "lower_channels": 8,
+                       "lower_depth": 1, "blocks": 16}),
+}
+
+
+def tiny_stage_args(stage: str, **overrides) -> list[str]:
+    """`--preset` and `--config-overrides` of a tiny training stage (`TINY_TRAINING`), plus `overrides`."""
+    preset, config = TINY_TRAINING[stage]
+    return ["--preset", preset, "--config-overrides", json.dumps({**config, **overrides})]
+
+
 TINY_SECONDS = 0.064
 
 

@@ -19,11 +19,7 @@ NAME = "assemble"
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav assemble` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav assemble`).
-    """
+    """The `im2wav assemble` parser; `prog` names the program in its usage line."""
     parser = command_parser(NAME, __doc__, prog)
     parser.add_argument("--vqvae", required=True, help="VQ-VAE source")
     parser.add_argument("--low", required=True, help="LOW prior source")
@@ -41,9 +37,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Assemble; prints `{"pipeline": folder}` as JSON.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
     from ..quiet_loading import quiet_loading

@@ -40,11 +40,7 @@ MIN_CLIP_SECONDS = 1.0  # the LOW recipe's min_duration: shorter clips are skipp
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav build-demo` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav build-demo`).
-    """
+    """The `im2wav build-demo` parser; `prog` names the program in its usage line."""
     parser = command_parser(NAME, __doc__, prog)
     parser.add_argument("--out", required=True, help="pipeline folder to write")
     parser.add_argument("--videos", default=None,
@@ -99,9 +95,7 @@ def make_offline_clip(folder: Path, seed: int = 0) -> Path:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Build the demo model; prints `{"pipeline": folder, ...}` as JSON.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
     out = Path(args.out).resolve()

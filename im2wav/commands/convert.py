@@ -28,11 +28,7 @@ MODEL_FOLDER_MARKERS = ("config.json", "model_index.json")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav convert` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav convert`).
-    """
+    """The `im2wav convert` parser; `prog` names the program in its usage line."""
     parser = command_parser(NAME, __doc__, prog)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--checkpoint", type=Path, help="convert ONE original .pth.tar file of any kind")
@@ -62,9 +58,7 @@ def save_atomically(model: nn.Module, out: Path, overwrite: bool = False, inputs
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Convert; prints what was written.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     parser = build_parser(prog)
     args = parser.parse_args(argv)

@@ -18,11 +18,7 @@ NAME = "encode-tokens"
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav encode-tokens` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav encode-tokens`).
-    """
+    """The `im2wav encode-tokens` parser; `prog` names the program in its usage line."""
     parser = command_parser(NAME, __doc__, prog)
     parser.add_argument("--dataset", required=True, help="prepared dataset folder")
     parser.add_argument("--vqvae", required=True,
@@ -39,9 +35,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Encode; prints `{"encoded": count, "out": folder}` as JSON.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
     import torch

@@ -29,11 +29,7 @@ DEFAULT_SECONDS = 4.096
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav generate` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav generate`).
-    """
+    """The `im2wav generate` parser; `prog` names the program in its usage line."""
     gen = command_parser(NAME, __doc__, prog)
     gen.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files")
     gen.add_argument("--model", required=True, help="pipeline folder (save_pretrained layout) or Hugging Face Hub id")
@@ -201,9 +197,7 @@ def _resolve_device(name: str):
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Generate and write the audio (and the asked-for spectrograms and videos).
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
     import torch

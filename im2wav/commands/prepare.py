@@ -20,11 +20,7 @@ NAME = "prepare"
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav prepare` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav prepare`).
-    """
+    """The `im2wav prepare` parser; `prog` names the program in its usage line."""
     parser = command_parser(NAME, __doc__, prog)
     parser.add_argument("--input", required=True, help="folder searched recursively for videos or image+sound pairs")
     parser.add_argument("--out", required=True, help="prepared dataset folder (resumed when it exists)")
@@ -45,9 +41,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Prepare the dataset; prints a JSON summary and one line per skipped input.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
     # Imported here, not at the top: decoding workers are spawned and re-import their caller.

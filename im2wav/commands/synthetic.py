@@ -20,11 +20,7 @@ NAME = "make-synthetic"
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav make-synthetic` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav make-synthetic`).
-    """
+    """The `im2wav make-synthetic` parser; `prog` names the program in its usage line."""
     from ..data.synthetic import SOUND_KINDS, WORLDS
 
     parser = command_parser(NAME, __doc__, prog)
@@ -52,9 +48,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Write the world; prints a JSON summary.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
     from ..data.synthetic import make_synthetic_dataset

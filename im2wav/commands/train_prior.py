@@ -21,11 +21,7 @@ NAME = "train-prior"
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav train-prior` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav train-prior`).
-    """
+    """The `im2wav train-prior` parser; `prog` names the program in its usage line."""
     from ..training.arguments import add_training_arguments
 
     parser = command_parser(NAME, __doc__, prog)
@@ -41,9 +37,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argparse.Namespace:
     """Parse and resolve the level-dependent defaults (`--preset paper-LEVEL`, `--condition-dropout`).
 
-    Args:
-        argv: the arguments after the subcommand.
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
     if not args.preset:
@@ -56,12 +50,11 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Train; prints `{"step", "stopped", "checkpoint", "last_loss", "val_loss"}` as JSON.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = parse_args(argv, prog)
+    from ..training.arguments import prior_run_config
     from ..training.runs import train_prior_run
 
-    print(json.dumps(train_prior_run(args)))
+    print(json.dumps(train_prior_run(prior_run_config(args))))
     return 0

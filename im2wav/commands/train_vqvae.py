@@ -1,7 +1,7 @@
 """Train (or fine-tune) the hierarchical VQ-VAE on a prepared dataset.
 
 The data statistics the losses are normalised by (`bandwidth_*`) are measured on the training
-windows of a fresh run and stored in the model config.
+windows of every new run and stored in the run's config and checkpoints (not in the model).
 
 examples:
   im2wav train-vqvae --dataset data/prepared --run-dir runs/vqvae --preset paper
@@ -20,11 +20,7 @@ NAME = "train-vqvae"
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
-    """The `im2wav train-vqvae` parser.
-
-    Args:
-        prog: program name for the usage line (default: `im2wav train-vqvae`).
-    """
+    """The `im2wav train-vqvae` parser; `prog` names the program in its usage line."""
     from ..training.arguments import add_training_arguments
 
     parser = command_parser(NAME, __doc__, prog)
@@ -39,12 +35,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Train; prints `{"step", "stopped", "checkpoint", "last_loss", "val_loss"}` as JSON.
 
-    Args:
-        argv: the arguments after the subcommand (default: `sys.argv[1:]`).
-        prog: program name for the usage line.
+    `argv`: the arguments after the subcommand (default: `sys.argv[1:]`); `prog`: as in `build_parser`.
     """
     args = build_parser(prog).parse_args(argv)
+    from ..training.arguments import vqvae_run_config
     from ..training.runs import train_vqvae_run
 
-    print(json.dumps(train_vqvae_run(args)))
+    print(json.dumps(train_vqvae_run(vqvae_run_config(args))))
     return 0

@@ -20,6 +20,7 @@ import re
 
 import torch
 
+from ..losses.vqvae import VQVAELossConfig
 from ..models.vqvae import HierarchicalVQVAE
 from .checkpoint_file import OriginalCheckpoint
 
@@ -31,12 +32,15 @@ _STRUCTURE_KEYS = {
     "vqvae_reverse_decoder_dilation": "reverse_decoder_dilation", "res_scale": "res_scale",
 }
 _OPTIONAL_KEYS = {
-    "hvqvae_multipliers": "hvqvae_multipliers", "l_mu": "l_mu", "commit": "commit",
-    "revival_threshold": "revival_threshold", "sr": "sample_rate", "loss_fn": "loss_fn",
-    "lmix_l1": "lmix_l1", "lmix_l2": "lmix_l2", "lmix_linf": "lmix_linf", "linf_k": "linf_k",
-    "spectral": "spectral", "multispectral": "multispectral", "multispec_loss_n_fft": "multispec_n_fft",
-    "multispec_loss_hop_length": "multispec_hop_length", "multispec_loss_window_size": "multispec_window_size",
-    "use_nonrelative_specloss": "use_nonrelative_specloss",
+    "hvqvae_multipliers": "hvqvae_multipliers", "l_mu": "l_mu", "revival_threshold": "revival_threshold",
+    "sr": "sample_rate",
+}
+# hps key -> `VQVAELossConfig` field: the training objective, which is not part of the model.
+_LOSS_KEYS = {
+    "commit": "commit", "loss_fn": "loss_fn", "lmix_l1": "lmix_l1", "lmix_l2": "lmix_l2", "lmix_linf": "lmix_linf",
+    "linf_k": "linf_k", "spectral": "spectral", "multispectral": "multispectral",
+    "multispec_loss_n_fft": "multispec_n_fft", "multispec_loss_hop_length": "multispec_hop_length",
+    "multispec_loss_window_size": "multispec_window_size", "use_nonrelative_specloss": "use_nonrelative_specloss",
 }
 
 
@@ -60,10 +64,19 @@ def vqvae_config_from_hps(hps: dict) -> dict:
         raise ValueError(f"the checkpoint's hps lack the VQ-VAE structure keys {missing}; is it a VQ-VAE checkpoint?")
     config = {ours: _plain(hps[theirs]) for theirs, ours in _STRUCTURE_KEYS.items()}
     config.update({ours: _plain(hps[theirs]) for theirs, ours in _OPTIONAL_KEYS.items() if theirs in hps})
-    # `hps.bandwidth` only normalises the training loss; the weights do not depend on it.
+    return config
+
+
+def vqvae_loss_config_from_hps(hps: dict) -> VQVAELossConfig:
+    """The original run's training objective: loss weights and its data statistics (`hps.bandwidth`).
+
+    Args:
+        hps: the original checkpoint's hps dict.
+    """
+    config = {ours: _plain(hps[theirs]) for theirs, ours in _LOSS_KEYS.items() if theirs in hps}
     for name, value in (hps.get("bandwidth") or {}).items():
         config[f"bandwidth_{name}"] = float(value)
-    return config
+    return VQVAELossConfig.from_dict(config)
 
 
 def _map_key(key: str, downs_t: list[int]) -> str | None:

@@ -49,16 +49,8 @@ def linf_loss(target: torch.Tensor, pred: torch.Tensor, k: int = 2048, bandwidth
     return values.mean() / bandwidth_l2
 
 
-def lmix(
-    target: torch.Tensor,
-    pred: torch.Tensor,
-    l1: float = 0.0,
-    l2: float = 1.0,
-    linf: float = 0.02,
-    linf_k: int = 2048,
-    bandwidth_l1: float = 1.0,
-    bandwidth_l2: float = 1.0,
-) -> torch.Tensor:
+def lmix(target: torch.Tensor, pred: torch.Tensor, l1: float = 0.0, l2: float = 1.0, linf: float = 0.02,
+         linf_k: int = 2048, bandwidth_l1: float = 1.0, bandwidth_l2: float = 1.0) -> torch.Tensor:
     """The original reconstruction loss: `l1 * L1 + l2 * L2 + linf * Linf_topk` (scalar).
 
     Args:
@@ -110,14 +102,8 @@ def multi_resolution_spectral_distance(
     return sum(distances) / len(distances)
 
 
-def spectral_convergence(
-    target: torch.Tensor,
-    pred: torch.Tensor,
-    n_fft: int = 2048,
-    hop_length: int = 256,
-    win_length: int = 1536,
-    eps: float = 2e-3,
-) -> torch.Tensor:
+def spectral_convergence(target: torch.Tensor, pred: torch.Tensor, n_fft: int = 2048, hop_length: int = 256,
+                         win_length: int = 1536, eps: float = 2e-3) -> torch.Tensor:
     """Relative spectral error `||S_t - S_p||_F / ||S_t||_F` per item -> `[B]`.
 
     Items whose target spectrum norm is at most `eps` (silence) score 0.

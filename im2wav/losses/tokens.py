@@ -45,15 +45,9 @@ def bits_per_token(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), tokens.flatten()) / math.log(2.0)
 
 
-def prior_token_loss(
-    prior: Im2WavPrior,
-    tokens: torch.Tensor,
-    frame_embeds: torch.Tensor | None = None,
-    lower_tokens: torch.Tensor | None = None,
-    timing: torch.Tensor | None = None,
-    condition_dropout: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> TokenLossOutput:
+def prior_token_loss(prior: Im2WavPrior, tokens: torch.Tensor, frame_embeds: torch.Tensor | None = None,
+                     lower_tokens: torch.Tensor | None = None, timing: torch.Tensor | None = None,
+                     condition_dropout: float = 0.0, generator: torch.Generator | None = None) -> TokenLossOutput:
     """Teacher-forced next-token loss of a prior, dropping the condition of random items.
 
     Dropped items use the prior's learned null condition, through the same `unconditional` path

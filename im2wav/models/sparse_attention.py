@@ -152,5 +152,5 @@ class TransformerLayer(nn.Module):
         plan: StepPlan | None = None,
     ) -> torch.Tensor:
         """[B, T, D] -> [B, T, D] (see `FactorizedAttention.forward` for the cached arguments)."""
-        a = self.attn(self.attn_norm(x), input_pos, cache, plan)
-        return x + a + self._mlp(self.mlp_norm(x + a))
+        h = x + self.attn(self.attn_norm(x), input_pos, cache, plan)
+        return h + self._mlp(self.mlp_norm(h))

@@ -3,6 +3,11 @@
 Level `l`'s encoder stacks the downsamplings of levels `0..l`, so level 0 (UP prior, hop 8 in the
 paper config) and level 1 (LOW prior, hop 32) see the waveform independently; decoder `l` mirrors
 encoder `l` and reconstructs the waveform from level `l`'s codes alone.
+
+The model encodes, quantises and decodes; its training objective (loss weights and the data
+statistics the losses are normalised by) lives in `im2wav.losses.vqvae`, which imports this module,
+never the reverse. Configs saved before that split carried those training fields: `from_config` (and
+so `from_pretrained`) drops them silently (`TRAINING_KEYS`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 
-from ..losses import audio as audio_losses
 from .codebook import EMACodebook
 from .conv_blocks import Downsampler, Upsampler
 
@@ -26,16 +30,25 @@ PRESETS: dict[str, dict] = {
     "paper": dict(
         levels=2, downs_t=[3, 2], strides_t=[2, 2], emb_width=128, l_bins=2048, width=32, depth=4,
         m_conv=1.0, dilation_growth_rate=3, dilation_cycle=None, reverse_decoder_dilation=True,
-        res_scale=False, hvqvae_multipliers=None, l_mu=0.99, commit=0.02, revival_threshold=1.0,
+        res_scale=False, hvqvae_multipliers=None, l_mu=0.99, revival_threshold=1.0,
         sample_rate=16000,
     ),
     "tiny": dict(
         levels=2, downs_t=[3, 2], strides_t=[2, 2], emb_width=16, l_bins=64, width=16, depth=3,
         m_conv=1.0, dilation_growth_rate=3, dilation_cycle=None, reverse_decoder_dilation=True,
-        res_scale=False, hvqvae_multipliers=None, l_mu=0.99, commit=0.02, revival_threshold=1.0,
+        res_scale=False, hvqvae_multipliers=None, l_mu=0.99, revival_threshold=1.0,
         sample_rate=16000,
     ),
 }
+
+
+# Training fields that configs saved before the objective moved to `im2wav.losses.vqvae` carried
+# (loss weights, STFT sizes, data statistics). Loading drops them; `VQVAELossConfig.from_dict` reads them.
+TRAINING_KEYS = frozenset({
+    "commit", "loss_fn", "lmix_l1", "lmix_l2", "lmix_linf", "linf_k", "spectral", "multispectral",
+    "spec_n_fft", "spec_hop_length", "spec_window_size", "multispec_n_fft", "multispec_hop_length",
+    "multispec_window_size", "use_nonrelative_specloss", "bandwidth_l1", "bandwidth_l2", "bandwidth_spec",
+})
 
 
 @dataclass
@@ -45,14 +58,18 @@ class HierarchicalVQVAEOutput(BaseOutput):
     Args:
         sample: level-0 reconstruction `[B, 1, S]` (straight-through, differentiable).
         reconstructions: every level's reconstruction `[B, 1, S]`, level 0 first.
-        loss: scalar training loss (reconstruction + spectral + commitment terms).
-        metrics: detached scalars, named as in the original (`recons_loss_l1` is level 0, ...).
+        codes: every level's codes, LongTensor `[B, S // hop_l]`, level 0 first.
+        commit_losses: every level's quantisation error `||sg(code) - x||^2 / numel` (scalar), the
+            commitment term the training objective weights (`im2wav.losses.vqvae`).
+        codebook_usage: detached code-usage scalars of the quantisers, averaged over levels
+            (`fit`, `perplexity`, ...; in training also `usage` and `dk`, see `CodebookOutput`).
     """
 
     sample: torch.Tensor
     reconstructions: tuple[torch.Tensor, ...]
-    loss: torch.Tensor
-    metrics: dict[str, torch.Tensor]
+    codes: tuple[torch.Tensor, ...]
+    commit_losses: tuple[torch.Tensor, ...]
+    codebook_usage: dict[str, torch.Tensor]
 
 
 class LevelEncoder(nn.Module):
@@ -100,20 +117,8 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
         res_scale: scale residual branches by `1/sqrt(depth)`.
         hvqvae_multipliers: per-level multipliers of `width` and `depth` (`None`: all 1).
         l_mu: EMA decay of the codebooks.
-        commit: weight of the commitment loss.
         revival_threshold: codes with an EMA count below this are revived during training.
         sample_rate: audio sample rate in Hz (the model does not resample).
-        loss_fn: reconstruction loss, `"lmix"`, `"l1"` or `"l2"`.
-        lmix_l1, lmix_l2, lmix_linf: weights inside `lmix`; `linf_k`: its top-k size.
-        spectral: weight of the single-resolution spectral loss.
-        spec_n_fft, spec_hop_length, spec_window_size: its STFT, also used by the
-            `spectral_convergence` metric. The original hard-codes (2048, 256, 1536) here
-            (`DefaultSTFTValues`); its hps `n_fft`/`hop_length`/`window_size` are not used by the loss.
-        multispectral: weight of the multi-resolution spectral loss.
-        multispec_n_fft, multispec_hop_length, multispec_window_size: its STFT resolutions.
-        use_nonrelative_specloss: spectral loss = `||dS||_F / bandwidth_spec` (else spectral convergence).
-        bandwidth_l1, bandwidth_l2, bandwidth_spec: training-data statistics the losses are divided
-            by (see `im2wav.losses.audio.bandwidth_stats`).
     """
 
     @register_to_config
@@ -133,26 +138,8 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
         res_scale: bool = False,
         hvqvae_multipliers: list[int] | tuple[int, ...] | None = None,
         l_mu: float = 0.99,
-        commit: float = 0.02,
         revival_threshold: float = 1.0,
         sample_rate: int = 16000,
-        loss_fn: str = "lmix",
-        lmix_l1: float = 0.0,
-        lmix_l2: float = 1.0,
-        lmix_linf: float = 0.02,
-        linf_k: int = 2048,
-        spectral: float = 0.0,
-        multispectral: float = 1.0,
-        spec_n_fft: int = 2048,
-        spec_hop_length: int = 256,
-        spec_window_size: int = 1536,
-        multispec_n_fft: list[int] | tuple[int, ...] = (2048, 1024, 512),
-        multispec_hop_length: list[int] | tuple[int, ...] = (240, 120, 50),
-        multispec_window_size: list[int] | tuple[int, ...] = (1200, 600, 240),
-        use_nonrelative_specloss: bool = True,
-        bandwidth_l1: float = 1.0,
-        bandwidth_l2: float = 1.0,
-        bandwidth_spec: float = 1.0,
     ):
         super().__init__()
         if len(downs_t) != levels or len(strides_t) != levels:
@@ -161,8 +148,6 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
             # Down/up-sampling convs use kernel 2*stride and padding stride//2, which divide the
             # length by exactly `stride` only for even strides.
             raise ValueError(f"strides_t must be even numbers >= 2 (kernel 2*s, padding s//2), got {strides_t}")
-        if loss_fn not in ("lmix", "l1", "l2"):
-            raise ValueError(f"loss_fn must be 'lmix', 'l1' or 'l2', got {loss_fn!r}")
         multipliers = list(hvqvae_multipliers) if hvqvae_multipliers is not None else [1] * levels
         hops, hop = [], 1
         for down, stride in zip(downs_t, strides_t):
@@ -196,6 +181,18 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
         self.quantizers = nn.ModuleList(
             EMACodebook(l_bins, emb_width, decay=l_mu, revival_threshold=revival_threshold) for _ in range(levels)
         )
+
+    @classmethod
+    def from_config(cls, config: dict | None = None, return_unused_kwargs: bool = False, **kwargs):
+        """`ConfigMixin.from_config`, after dropping the training fields older configs carried.
+
+        Args:
+            config: the config dict (e.g. a loaded `config.json`).
+            return_unused_kwargs, kwargs: as in `ConfigMixin.from_config`.
+        """
+        if isinstance(config, dict):
+            config = {k: v for k, v in config.items() if k not in TRAINING_KEYS}
+        return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> HierarchicalVQVAE:
@@ -281,7 +278,9 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
         return self.decoders[level](self.quantizers[level].decode(codes))
 
     def forward(self, audio: torch.Tensor) -> HierarchicalVQVAEOutput:
-        """Encode, quantise (updating the codebooks in training mode) and decode every level; compute the loss.
+        """Encode, quantise (updating the codebooks in training mode) and decode every level.
+
+        The training objective is `im2wav.losses.vqvae.vqvae_loss(model, audio, loss_config)`.
 
         Args:
             audio: float `[B, S]` or `[B, 1, S]` mono, as for `encode`.
@@ -290,69 +289,20 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
             A `HierarchicalVQVAEOutput`.
         """
         x = self._check_audio(audio)
-        reconstructions, commit_losses, quantizer_metrics = [], [], []
+        reconstructions, codes, commit_losses, usage = [], [], [], []
         for encoder, quantizer, decoder in zip(self.encoders, self.quantizers, self.decoders):
             quantized = quantizer(encoder(x))
             reconstructions.append(decoder(quantized.quantized))
+            codes.append(quantized.codes)
             commit_losses.append(quantized.commit_loss)
-            quantizer_metrics.append(quantized.metrics)
-        loss, metrics = self._loss(x, reconstructions, commit_losses)
-        for name in quantizer_metrics[0]:
-            metrics[name] = torch.stack([m[name] for m in quantizer_metrics]).mean()
+            usage.append(quantized.metrics)
         return HierarchicalVQVAEOutput(
             sample=reconstructions[0],
             reconstructions=tuple(reconstructions),
-            loss=loss,
-            metrics={k: v.detach() for k, v in metrics.items()},
+            codes=tuple(codes),
+            commit_losses=tuple(commit_losses),
+            codebook_usage={name: torch.stack([m[name] for m in usage]).mean() for name in usage[0]},
         )
-
-    # --- loss --------------------------------------------------------------------------------
-
-    def _reconstruction_loss(self, target: torch.Tensor, pred: torch.Tensor, kind: str) -> torch.Tensor:
-        c = self.config
-        if kind == "l1":
-            return audio_losses.l1_loss(target, pred, c.bandwidth_l1)
-        if kind == "l2":
-            return audio_losses.l2_loss(target, pred, c.bandwidth_l2)
-        if kind == "linf":
-            return audio_losses.linf_loss(target, pred, c.linf_k, c.bandwidth_l2)
-        return audio_losses.lmix(target, pred, c.lmix_l1, c.lmix_l2, c.lmix_linf, c.linf_k,
-                                 c.bandwidth_l1, c.bandwidth_l2)
-
-    def _loss(
-        self, x: torch.Tensor, reconstructions: list[torch.Tensor], commit_losses: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The original VQ-VAE objective; metric names keep the original's 1-based `_l{level+1}` suffix."""
-        c = self.config
-        stft = (c.spec_n_fft, c.spec_hop_length, c.spec_window_size)
-        resolutions = tuple(zip(c.multispec_n_fft, c.multispec_hop_length, c.multispec_window_size))
-        metrics: dict[str, torch.Tensor] = {}
-        recons = spec = multispec = torch.zeros((), device=x.device)
-        for level in reversed(range(c.levels)):
-            x_out = reconstructions[level]
-            this_recons = self._reconstruction_loss(x, x_out, c.loss_fn)
-            if c.use_nonrelative_specloss:
-                this_spec = audio_losses.spectral_distance(x, x_out, *stft).mean() / c.bandwidth_spec
-            else:
-                this_spec = audio_losses.spectral_convergence(x, x_out, *stft).mean()
-            this_multispec = audio_losses.multi_resolution_spectral_distance(x, x_out, resolutions).mean()
-            this_multispec = this_multispec / c.bandwidth_spec
-            metrics[f"recons_loss_l{level + 1}"] = this_recons
-            metrics[f"spectral_loss_l{level + 1}"] = this_spec
-            metrics[f"multispectral_loss_l{level + 1}"] = this_multispec
-            recons, spec, multispec = recons + this_recons, spec + this_spec, multispec + this_multispec
-        commit_loss = sum(commit_losses)
-        loss = recons + c.spectral * spec + c.multispectral * multispec + c.commit * commit_loss
-        with torch.no_grad():
-            x_out = reconstructions[0]
-            metrics.update(
-                recons_loss=recons, spectral_loss=spec, multispectral_loss=multispec, commit_loss=commit_loss,
-                spectral_convergence=audio_losses.spectral_convergence(x, x_out, *stft).mean(),
-                l2_loss=self._reconstruction_loss(x, x_out, "l2"),
-                l1_loss=self._reconstruction_loss(x, x_out, "l1"),
-                linf_loss=self._reconstruction_loss(x, x_out, "linf"),
-            )
-        return loss, metrics
 
     def codes_length(self, num_samples: int, level: int) -> int:
         """Number of level-`level` codes for `num_samples` audio samples."""

@@ -1,28 +1,47 @@
-"""Command-line arguments shared by the training scripts, and the run set-up they imply.
+"""The command-line boundary of training: shared arguments, and parsed arguments -> typed run configs.
 
-Every stage script (`train_vqvae.py`, `train_prior.py`) adds these arguments, then calls
-`setup_model` (fresh from a preset, fine-tuned from `--init`, or resumed from `--resume`) and
-`training_config`, writes the resolved configuration with `write_run_config`, and runs
-`im2wav.training.loop.train`.
+Every stage command adds `add_training_arguments` to its parser, then turns the parsed namespace
+into a `VQVAERunConfig` / `PriorRunConfig` (`vqvae_run_config`, `prior_run_config`) for
+`im2wav.training.runs`. Nothing past this module sees an `argparse.Namespace`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-from collections.abc import Callable
-from pathlib import Path
+from dataclasses import fields
 
-import torch
-from torch import nn
+from .loop import TrainingConfig
+from .optim import LR_SCHEDULES
+from .run_setup import ModelSource
+from .runs import PriorRunConfig, VQVAERunConfig
 
-from ..atomic_files import atomic_write_text
-from .checkpointing import check_compatible, checkpoint_config, latest_checkpoint
-from .loop import TrainingConfig, config_dict, resolve_resume
-from .stages import load_stage_model, model_class
+__all__ = ["add_training_arguments", "model_source", "parse_overrides", "prior_run_config", "training_config",
+           "vqvae_run_config"]
 
-__all__ = ["add_training_arguments", "parse_overrides", "setup_model", "training_config", "write_run_config"]
+
+# Options that set the `TrainingConfig` field of the same name, per help group: (field, help). Their
+# defaults and types come from the dataclass, so the command line and the library cannot drift apart.
+_LOOP_OPTIONS: dict[str, list[tuple[str, str]]] = {
+    "run": [("max_steps", "total optimizer steps (a resumed run counts earlier ones)"),
+            ("max_minutes", "also stop after this many minutes of this process"),
+            ("seed", "seed of initialisation, data sampling and dropout")],
+    "optimisation": [("batch_size", "windows per micro-batch per process"),
+                     ("grad_accum", "micro-batches per optimizer step"), ("lr", "peak learning rate (AdamW)"),
+                     ("weight_decay", "AdamW weight decay of matrices"),
+                     ("warmup_steps", "linear learning-rate warmup steps (from 0)"),
+                     ("lr_decay", "learning-rate shape after warmup"),
+                     ("clip_grad_norm", "gradient clipping norm (0: off)"),
+                     ("ema_decay", "keep an EMA of the weights with this decay (e.g. 0.999)"),
+                     ("mixed_precision", "accelerate mixed precision")],
+    "logging, validation, checkpoints": [
+        ("log_every", "steps per metrics row"), ("val_every", "steps between validations (0: only at the end)"),
+        ("val_windows", "validation windows (a fixed set)"),
+        ("save_every", "steps between checkpoints (one is always written at the end)"),
+        ("keep_checkpoints", "checkpoints kept in the run folder")],
+}
+_CHOICES = {"lr_decay": tuple(LR_SCHEDULES), "mixed_precision": ("no", "fp16", "bf16")}
+_FLOAT_OR_NONE = ("max_minutes", "ema_decay")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, preset: str, batch_size: int, lr: float,
@@ -39,38 +58,29 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, preset: str, batc
     g = parser.add_argument_group("model")
     g.add_argument("--preset", default=preset, help="model preset for a fresh run (ignored with --init/--resume)")
     g.add_argument("--config-overrides", default="{}",
-                   help="JSON object of model config fields overriding the preset, e.g. '{\"width\": 32}'")
+                   help="JSON object of model config fields overriding the preset, e.g. '{\"width\": 32}' "
+                        "(for the VQ-VAE also loss fields, e.g. '{\"multispectral\": 0.5}')")
     g.add_argument("--init", default=None,
                    help="fine-tune from: an original .pth.tar, a pipeline folder, a model folder, a checkpoint or a run folder")
-    g = parser.add_argument_group("run")
+    stage_defaults = {"batch_size": batch_size, "lr": lr, "max_steps": max_steps}
+    defaults = {f.name: f.default for f in fields(TrainingConfig)} | stage_defaults
+    groups = {}
+    for title, options in _LOOP_OPTIONS.items():
+        groups[title] = g = parser.add_argument_group(title)
+        for name, help_text in options:
+            kind = float if name in _FLOAT_OR_NONE else type(defaults[name])
+            g.add_argument("--" + name.replace("_", "-"), type=kind, default=defaults[name], help=help_text,
+                           choices=_CHOICES.get(name))
+    g = groups["run"]
     g.add_argument("--run-dir", required=True, help="run folder: checkpoints, metrics, resolved config")
     g.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue exactly: alone, from --run-dir's latest checkpoint; or from a given run/checkpoint folder")
-    g.add_argument("--max-steps", type=int, default=max_steps, help="total optimizer steps (a resumed run counts earlier ones)")
-    g.add_argument("--max-minutes", type=float, default=None, help="also stop after this many minutes of this process")
-    g.add_argument("--seed", type=int, default=0, help="seed of initialisation, data sampling and dropout")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, default=batch_size, help="windows per micro-batch per process")
-    g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (AdamW)")
-    g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay of matrices")
-    g.add_argument("--beta1", type=float, default=0.9, help="AdamW beta1")
-    g.add_argument("--beta2", type=float, default=0.999, help="AdamW beta2")
-    g.add_argument("--warmup-steps", type=int, default=100, help="linear learning-rate warmup steps")
-    g.add_argument("--lr-decay", choices=("constant", "linear", "cosine"), default="constant",
-                   help="learning-rate shape after warmup")
-    g.add_argument("--clip-grad-norm", type=float, default=1.0, help="gradient clipping norm (0: off)")
-    g.add_argument("--ema-decay", type=float, default=None, help="keep an EMA of the weights with this decay (e.g. 0.999)")
-    g.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no", help="accelerate mixed precision")
-    g = parser.add_argument_group("logging, validation, checkpoints")
-    g.add_argument("--log-every", type=int, default=10, help="steps per metrics row")
-    g.add_argument("--val-every", type=int, default=0, help="steps between validations (0: only at the end)")
-    g.add_argument("--val-fraction", type=float, default=0.0,
-                   help="validation share of the items when the manifest has no split column")
-    g.add_argument("--val-windows", type=int, default=32, help="validation windows (a fixed set)")
-    g.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (one is always written at the end)")
-    g.add_argument("--keep-checkpoints", type=int, default=2, help="checkpoints kept in the run folder")
+    beta1, beta2 = defaults["betas"]
+    groups["optimisation"].add_argument("--beta1", type=float, default=beta1, help="AdamW beta1")
+    groups["optimisation"].add_argument("--beta2", type=float, default=beta2, help="AdamW beta2")
+    groups["logging, validation, checkpoints"].add_argument(
+        "--val-fraction", type=float, default=0.0, help="validation share of the items when the manifest has no split column")
 
 
 def parse_overrides(text: str) -> dict:
@@ -88,93 +98,57 @@ def parse_overrides(text: str) -> dict:
     return value
 
 
-def setup_model(args: argparse.Namespace, stage: str, presets: dict[str, dict],
-                make_fresh: Callable[[dict], nn.Module], data_keys: tuple[str, ...] = ()) -> tuple[nn.Module, Path | None]:
-    """Build the model of a run: resumed, fine-tuned or fresh.
+def model_source(args: argparse.Namespace) -> ModelSource:
+    """The `ModelSource` of parsed arguments (`--preset`, `--config-overrides`, `--init`, `--resume`).
 
     Args:
         args: parsed arguments (`add_training_arguments`).
-        stage: `vqvae`, `low` or `up`.
-        presets: the model class's `PRESETS`.
-        make_fresh: `config -> model` for a fresh run (may add statistics measured from the data).
-        data_keys: config keys measured from the data; not compared on resume.
-
-    Returns:
-        `(model, checkpoint to resume from or None)`.
-
-    Raises:
-        ValueError: an unknown preset, an incompatible checkpoint, or a run folder that already has
-            checkpoints while `--resume` is not given.
     """
-    torch.manual_seed(args.seed)
-    overrides = parse_overrides(args.config_overrides)
-    resume = resolve_resume(args.resume, args.run_dir)
-    if resume is None and latest_checkpoint(args.run_dir) is not None:
-        raise ValueError(f"{args.run_dir} already holds checkpoints: pass --resume to continue that run, or choose "
-                         "a new --run-dir")
-    if resume is not None:
-        saved = checkpoint_config(resume)
-        if args.init is None:  # a fresh run's settings must match the checkpoint's model
-            if args.preset not in presets:
-                raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(presets)}")
-            intended = {**presets[args.preset], **overrides}
-            # fields the preset leaves at their defaults, and statistics measured from the data, are not compared
-            check_compatible(intended, resume, stage, ignore=tuple(set(saved) - set(intended)) + tuple(data_keys))
-        else:
-            check_compatible(saved, resume, stage)  # checks the stage
-        return model_class(stage).from_config(saved).train(), resume
-    if args.init is not None:
-        model = load_stage_model(args.init, stage)
-        if overrides:
-            raise ValueError("--config-overrides cannot change a model loaded with --init (its weights fix its config)")
-        return model, None
-    if args.preset not in presets:
-        raise ValueError(f"unknown preset {args.preset!r}; choose one of {sorted(presets)}")
-    return make_fresh({**presets[args.preset], **overrides}).train(), None
+    return ModelSource(preset=args.preset, config_overrides=parse_overrides(args.config_overrides),
+                       init=None if args.init is None else str(args.init),
+                       resume=None if args.resume is None else str(args.resume))
 
 
-def training_config(args: argparse.Namespace, stage: str, tokens_per_sample: int = 1) -> TrainingConfig:
+def training_config(args: argparse.Namespace, stage: str) -> TrainingConfig:
     """The loop's configuration from the parsed arguments.
 
     Args:
         args: parsed arguments (`add_training_arguments`).
         stage: `vqvae`, `low` or `up`.
-        tokens_per_sample: tokens per window, for the tokens/s throughput.
     """
     for name in ("max_steps", "batch_size", "grad_accum", "log_every"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    return TrainingConfig(
-        run_dir=str(args.run_dir), stage=stage, max_steps=args.max_steps, max_minutes=args.max_minutes,
-        batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr, weight_decay=args.weight_decay,
-        betas=(args.beta1, args.beta2), warmup_steps=args.warmup_steps, lr_decay=args.lr_decay,
-        clip_grad_norm=args.clip_grad_norm, ema_decay=args.ema_decay, mixed_precision=args.mixed_precision,
-        log_every=args.log_every, val_every=args.val_every, val_windows=args.val_windows,
-        save_every=args.save_every, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
-        tokens_per_sample=tokens_per_sample,
-    )
+    options = {name: getattr(args, name) for group in _LOOP_OPTIONS.values() for name, _ in group}
+    return TrainingConfig(run_dir=str(args.run_dir), stage=stage, betas=(args.beta1, args.beta2), **options)
 
 
-def write_run_config(run_dir: str | os.PathLike, args: argparse.Namespace, cfg: TrainingConfig, model: nn.Module,
-                     extra: dict | None = None) -> Path:
-    """Write `config.json` into the run folder: arguments, loop config, model config, extras.
+def vqvae_run_config(args: argparse.Namespace) -> VQVAERunConfig:
+    """`train_vqvae`'s parsed arguments (`add_training_arguments` plus `--dataset`, `--window-length`,
+    `--bandwidth-windows`) -> `VQVAERunConfig`.
 
     Args:
-        run_dir: the run folder (created).
-        args: parsed arguments.
-        cfg: the loop's configuration.
-        model: the model (its config is recorded).
-        extra: further JSON-able fields (item counts, token info).
+        args: the parsed arguments.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {
-        "arguments": vars(args),
-        "training": config_dict(cfg),
-        "model_class": type(model).__name__,
-        "model_config": {k: v for k, v in dict(model.config).items() if not k.startswith("_")},
-        **(extra or {}),
-    }
-    path = run_dir / "config.json"
-    atomic_write_text(path, json.dumps(resolved, indent=2, default=str))
-    return path
+    return VQVAERunConfig(dataset=str(args.dataset), model=model_source(args), training=training_config(args, "vqvae"),
+                          window_length=args.window_length, bandwidth_windows=args.bandwidth_windows,
+                          val_fraction=args.val_fraction, progress=not args.no_progress)
+
+
+def prior_run_config(args: argparse.Namespace) -> PriorRunConfig:
+    """`train_prior`'s parsed arguments (`add_training_arguments` plus `--level`, `--dataset`, `--tokens`,
+    `--condition-dropout`) -> `PriorRunConfig`; an empty `--preset` means `paper-<level>`, no
+    `--condition-dropout` means 0.5 for LOW and 0 for UP.
+
+    Args:
+        args: the parsed arguments.
+    """
+    source = model_source(args)
+    if not source.preset:
+        source.preset = f"paper-{args.level}"
+    dropout = args.condition_dropout
+    if dropout is None:
+        dropout = 0.5 if args.level == "low" else 0.0
+    return PriorRunConfig(level=args.level, dataset=str(args.dataset), tokens=str(args.tokens), model=source,
+                          training=training_config(args, args.level), condition_dropout=dropout,
+                          val_fraction=args.val_fraction, progress=not args.no_progress)

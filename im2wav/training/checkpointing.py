@@ -14,6 +14,15 @@ A run folder holds::
 
 A checkpoint is written into a hidden temporary folder and renamed into place, then `latest` is
 replaced atomically: a run killed at any moment leaves the previous checkpoint intact.
+
+Why this is not accelerate's `save_state` / `load_state` / `register_for_checkpointing` (the EMA
+and the learning-rate schedule do come from diffusers): `save_state` writes straight into its
+target folder, so a run killed mid-save leaves a half checkpoint that `load_state` accepts; its
+model file is a bare `model.safetensors`, not the `from_pretrained` folder that makes every
+checkpoint a fine-tuning source (`--init`) and a pipeline component (`assemble`); objects
+registered for checkpointing (our data sampler's generator) are unpickled with
+`weights_only=False`, which this package never does; and `load_state` needs one RNG file per
+process of the same world size, while a run here may resume on another number of processes.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ __all__ = [
     "capture_rng",
     "check_compatible",
     "checkpoint_config",
+    "checkpoint_state",
     "latest_checkpoint",
     "load_checkpoint",
     "restore_rng",
@@ -54,29 +64,39 @@ def _normalise(value):
 def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str, ignore: tuple[str, ...] = ()) -> None:
     """Raise a `ValueError` unless `checkpoint_dir` was written for this stage and model config.
 
+    Only the keys of `config` are compared: fields it leaves out (a preset's defaults) and fields the
+    checkpoint's config carries but the model no longer takes (migrated on load) are not.
+
     Args:
         config: the model config this run would train (keys starting with `_` are ignored).
         checkpoint_dir: a `checkpoints/step_*` folder.
         stage: `vqvae`, `low` or `up`.
-        ignore: config keys not compared (e.g. statistics measured from the data).
+        ignore: config keys not compared.
     """
-    checkpoint_dir = Path(checkpoint_dir)
-    state_path = checkpoint_dir / "state.json"
-    if not state_path.is_file():
-        raise ValueError(f"{checkpoint_dir} is not a training checkpoint (no state.json); pass a "
-                         f"run folder or one of its checkpoints/step_* folders to --resume")
-    state = json.loads(state_path.read_text())
+    state = checkpoint_state(checkpoint_dir)
     if state.get("stage") != stage:
         raise ValueError(f"cannot resume {stage!r} training from {checkpoint_dir}: it is a {state.get('stage')!r} "
                          "checkpoint. Use --init to start a new run from another stage's weights")
     saved = checkpoint_config(checkpoint_dir)
     current = {k: v for k, v in dict(config).items() if not k.startswith("_")}
-    keys = (set(saved) | set(current)) - set(ignore)
-    differing = sorted(k for k in keys if _normalise(saved.get(k)) != _normalise(current.get(k)))
+    differing = sorted(k for k in set(current) - set(ignore) if _normalise(saved.get(k)) != _normalise(current[k]))
     if differing:
         details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs this run {current.get(k)!r}" for k in differing[:6])
         raise ValueError(f"cannot resume from {checkpoint_dir}: its model config differs ({details}). Resume with "
                          "the original run's settings, or start a new run with --init to fine-tune from it")
+
+
+def checkpoint_state(checkpoint_dir: str | os.PathLike) -> dict:
+    """A checkpoint's `state.json`: step, stage, world size and what the run stored with it (`extra`).
+
+    Args:
+        checkpoint_dir: a `checkpoints/step_*` folder.
+    """
+    state_path = Path(checkpoint_dir) / "state.json"
+    if not state_path.is_file():
+        raise ValueError(f"{checkpoint_dir} is not a training checkpoint (no state.json); pass a "
+                         f"run folder or one of its checkpoints/step_* folders to --resume")
+    return json.loads(state_path.read_text())
 
 
 def checkpoint_config(checkpoint_dir: str | os.PathLike) -> dict:
@@ -156,6 +176,7 @@ def save_checkpoint(
     process_index: int = 0,
     num_processes: int = 1,
     keep: int = 2,
+    extra: dict | None = None,
 ) -> Path:
     """Write checkpoint `step` atomically and point `latest` at it (call on the main process).
 
@@ -170,6 +191,8 @@ def save_checkpoint(
         rng: `capture_rng(...)` of this process.
         process_index, num_processes: this process and the world size.
         keep: how many checkpoints to keep (older ones are deleted after the new one is complete).
+        extra: JSON-able settings the run needs back on resume (e.g. the VQ-VAE's loss config),
+            stored in `state.json` under `extra`.
 
     Returns:
         The checkpoint folder.
@@ -187,7 +210,8 @@ def save_checkpoint(
                    tmp / "training_state.pt")
         if rng is not None:
             save_rng(tmp, rng, process_index)
-        (tmp / "state.json").write_text(json.dumps({"step": step, "stage": stage, "num_processes": num_processes}))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "stage": stage, "num_processes": num_processes,
+                                                    "extra": extra or {}}))
     atomic_write_text(root / "latest", name)
     complete = sorted(p for p in root.glob("step_*") if p.is_dir())
     for old in complete[:-keep] if keep > 0 else []:

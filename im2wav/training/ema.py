@@ -1,54 +1,50 @@
-"""Exponential moving average of a model's weights (optional during training, used for sampling)."""
+"""Exponential moving average of a model's weights: `diffusers.training_utils.EMAModel`, set up for our runs.
+
+`EMAModel` keeps `shadow = decay * shadow + (1 - decay) * weights` over the parameters with the
+warm-up `min(decay, (1 + n) / (10 + n))` (its first update copies the weights), so that the average
+is not dominated by the random initialisation. Buffers, e.g. the VQ-VAE's EMA codebooks (already
+averages), are not averaged. What this module adds: checks that a decay and a saved state fit.
+"""
 
 from __future__ import annotations
 
-import torch
+from diffusers.training_utils import EMAModel
 from torch import nn
 
-__all__ = ["EMA"]
+__all__ = ["load_weight_ema_state", "weight_ema"]
 
 
-class EMA:
-    """Keeps `shadow = decay * shadow + (1 - decay) * weights` for every floating-point parameter.
-
-    The effective decay warms up as `min(decay, (1 + n) / (10 + n))` over the first updates `n`, so
-    the average is not dominated by the random initialisation. Buffers (e.g. the VQ-VAE's EMA
-    codebooks, which are already averages) are not averaged: `copy_to` leaves them as they are.
+def weight_ema(model: nn.Module, decay: float) -> EMAModel:
+    """An `EMAModel` over the model's parameters (their current values start the average).
 
     Args:
-        model: the model whose parameters are tracked (its current weights start the average).
-        decay: the long-run decay, e.g. 0.999.
+        model: the model whose parameters are tracked.
+        decay: the long-run decay, in (0, 1), e.g. 0.999.
     """
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"--ema-decay must be in (0, 1), e.g. 0.999, got {decay}")
+    return EMAModel(model.parameters(), decay=float(decay))
 
-    def __init__(self, model: nn.Module, decay: float = 0.999):
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
-        self.decay = decay
-        self.num_updates = 0
-        self.shadow = {name: p.detach().float().clone() for name, p in model.named_parameters() if p.is_floating_point()}
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Fold the model's current parameters into the average (call after each optimizer step)."""
-        decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        for name, p in model.named_parameters():
-            if name in self.shadow:
-                self.shadow[name].lerp_(p.detach().float(), 1.0 - decay)
-        self.num_updates += 1
+def load_weight_ema_state(ema: EMAModel, state: dict, model: nn.Module) -> None:
+    """Load a saved EMA state into `ema`, refusing one that does not fit `model`.
 
-    @torch.no_grad()
-    def copy_to(self, model: nn.Module) -> None:
-        """Write the averaged weights into `model` (e.g. a copy used for saving or sampling)."""
-        for name, p in model.named_parameters():
-            if name in self.shadow:
-                p.copy_(self.shadow[name].to(p.dtype))
-
-    def state_dict(self) -> dict:
-        return {"decay": self.decay, "num_updates": self.num_updates, "shadow": self.shadow}
-
-    def load_state_dict(self, state: dict) -> None:
-        missing = set(self.shadow) ^ set(state["shadow"])
+    Args:
+        ema: the run's EMA (`weight_ema(model, ...)`).
+        state: `EMAModel.state_dict()`, or the `{"decay", "num_updates", "shadow": {name: tensor}}` of
+            checkpoints written before the EMA was `EMAModel` (their parameter order is the model's).
+        model: the model the EMA tracks.
+    """
+    names = [name for name, _ in model.named_parameters()]
+    if "shadow" in state:  # the earlier format, keyed by parameter name
+        missing = set(names) ^ set(state["shadow"])
         if missing:
             raise ValueError(f"EMA state does not match the model (differing parameters: {sorted(missing)[:5]})")
-        self.decay, self.num_updates = state["decay"], state["num_updates"]
-        self.shadow = {k: v.float().clone() for k, v in state["shadow"].items()}
+        state = {"decay": float(state["decay"]), "optimization_step": int(state["num_updates"]),
+                 "shadow_params": [state["shadow"][name] for name in names]}
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    saved = [tuple(p.shape) for p in state.get("shadow_params", [])]
+    if saved != shapes:
+        raise ValueError(f"EMA state does not match the model ({len(saved)} saved tensors for {len(shapes)} "
+                         "parameters, or other shapes); resume without --ema-decay or start a new run with --init")
+    ema.load_state_dict(state)

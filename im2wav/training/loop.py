@@ -39,7 +39,7 @@ from .checkpointing import (
     save_checkpoint,
     save_rng,
 )
-from .ema import EMA
+from .ema import load_weight_ema_state, weight_ema
 from .optim import make_optimizer, warmup_schedule
 
 __all__ = ["TrainingConfig", "TrainingResult", "resolve_resume", "train"]
@@ -219,6 +219,7 @@ def train(
     resume: Path | None = None,
     accelerator=None,
     progress: bool = True,
+    checkpoint_extra: dict | None = None,
 ) -> TrainingResult:
     """Train `model` until `cfg.max_steps` or `cfg.max_minutes`, checkpointing into `cfg.run_dir`.
 
@@ -231,6 +232,7 @@ def train(
         resume: a checkpoint folder to continue from exactly (see `resolve_resume`).
         accelerator: an `accelerate.Accelerator` (built from `cfg` when None).
         progress: show a tqdm bar on the main process.
+        checkpoint_extra: JSON-able settings stored in every checkpoint (`checkpoint_state(...)["extra"]`).
 
     Returns:
         A `TrainingResult`.
@@ -248,7 +250,7 @@ def train(
     data_rng = np.random.default_rng([cfg.seed, rank])
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, tuple(cfg.betas), cfg.eps)
     scheduler = warmup_schedule(optimizer, cfg.warmup_steps, cfg.max_steps, cfg.lr_decay)
-    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+    ema = weight_ema(model, cfg.ema_decay) if cfg.ema_decay else None
     step = 0
     if resume is not None:
         loaded = load_checkpoint(resume, cfg.stage, model, optimizer, scheduler, process_index=rank)
@@ -257,7 +259,7 @@ def train(
             if loaded["ema"] is None:
                 raise ValueError(f"--ema-decay is set but checkpoint {resume} has no EMA state; resume without EMA "
                                  "or start a new run with --init")
-            ema.load_state_dict(loaded["ema"])
+            load_weight_ema_state(ema, loaded["ema"], model)
         if loaded["rng"] is not None:
             restore_rng(data_rng, *loaded["rng"])
         else:  # a different world size than the checkpoint's: fresh but reproducible streams
@@ -268,6 +270,8 @@ def train(
         _truncate_metrics(run_dir, step)
     model, optimizer = accelerator.prepare(model, optimizer)
     device = accelerator.device
+    if ema is not None:
+        ema.to(device)  # the shadow weights live beside the weights they average
     val_batches = None
     if val_data is not None:
         windows = val_data.grid(cfg.val_windows, multiple=getattr(val_data, "top_hop", 1))
@@ -280,10 +284,10 @@ def train(
             ema_model = None
             if ema is not None:
                 ema_model = copy.deepcopy(unwrapped)
-                ema.copy_to(ema_model)
+                ema.copy_to(ema_model.parameters())
             save_checkpoint(run_dir, step, cfg.stage, unwrapped, getattr(optimizer, "optimizer", optimizer),
                             scheduler, ema_model, ema.state_dict() if ema else None, capture_rng(data_rng),
-                            rank, world, cfg.keep_checkpoints)
+                            rank, world, cfg.keep_checkpoints, checkpoint_extra)
         accelerator.wait_for_everyone()
         path = run_dir / CHECKPOINTS / f"step_{step:08d}"
         if not accelerator.is_main_process:  # the other processes add their RNG state to the main's checkpoint
@@ -325,7 +329,7 @@ def train(
         step += 1
         bar.update()
         if ema is not None:
-            ema.update(accelerator.unwrap_model(model))
+            ema.step(accelerator.unwrap_model(model).parameters())
         losses.append(step_loss)
         window_losses.append(step_loss)
         window_steps += 1

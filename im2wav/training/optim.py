@@ -1,8 +1,6 @@
-"""Optimiser and learning-rate schedule of every training stage: AdamW with linear warmup."""
+"""Optimiser and learning-rate schedule of every training stage: AdamW, with diffusers' warmup schedules."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -28,29 +26,25 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, betas
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, eps=eps)
 
 
+# --lr-decay -> diffusers scheduler name. Each warms up linearly from 0 over `warmup_steps` (the
+# first step runs at lr 0, as the original's `min(1, step / warmup)`), then holds or decays to 0.
+LR_SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+
+
 def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int | None = None,
-                    decay: str = "constant", min_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup from 0 to the peak over `warmup_steps`, then constant, linear or cosine decay.
+                    decay: str = "constant") -> torch.optim.lr_scheduler.LambdaLR:
+    """`diffusers.optimization.get_scheduler`: linear warmup, then constant, linear or cosine decay.
 
     Args:
         optimizer: the optimiser.
         warmup_steps: optimiser steps of linear warmup (the original uses 100).
         total_steps: the run's last step; needed by `linear` and `cosine`.
         decay: `constant` (the original), `linear` or `cosine`.
-        min_ratio: the decayed learning rate's floor, as a fraction of the peak.
     """
-    if decay not in ("constant", "linear", "cosine"):
+    from diffusers.optimization import get_scheduler
+
+    if decay not in LR_SCHEDULES:
         raise ValueError(f"decay must be 'constant', 'linear' or 'cosine', got {decay!r}")
     if decay != "constant" and not total_steps:
         raise ValueError(f"a {decay} learning-rate decay needs total_steps (set --max-steps)")
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        if decay == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        shape = 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-        return min_ratio + (1.0 - min_ratio) * shape
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return get_scheduler(LR_SCHEDULES[decay], optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps)

@@ -1,23 +1,81 @@
-"""One training run per stage, from parsed command-line arguments.
+"""One training run per stage, from a typed run configuration.
 
-`train_vqvae_run(args)` and `train_prior_run(args)` are what `training_scripts/train_vqvae.py` and
-`training_scripts/train_prior.py` call: open the data, build the model (`setup_model`), check that
-model and data fit, write the resolved configuration and run `im2wav.training.loop.train`.
+`train_vqvae_run(VQVAERunConfig(...))` and `train_prior_run(PriorRunConfig(...))` are what the
+training commands call after turning their arguments into these dataclasses
+(`im2wav.training.arguments`): open the data, build the model (`setup_model`), check that model and
+data fit, write the resolved configuration and run `im2wav.training.loop.train`.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from torch import nn
 
-from .arguments import setup_model, training_config, write_run_config
-from .loop import LossFn, train
+from .checkpointing import checkpoint_config, checkpoint_state
+from .loop import LossFn, TrainingConfig, train
+from .run_setup import ModelSource, setup_model, write_run_config
 from .run_lock import run_lock
 
-__all__ = ["check_prior_fits_tokens", "train_prior_run", "train_vqvae_run"]
+__all__ = ["PriorRunConfig", "VQVAERunConfig", "check_prior_fits_tokens", "train_prior_run", "train_vqvae_run"]
+
+
+@dataclass
+class VQVAERunConfig:
+    """A VQ-VAE training run.
+
+    Args:
+        dataset: prepared dataset folder.
+        model: where the model comes from. For the VQ-VAE, `config_overrides` may also set fields
+            of the training objective (`im2wav.losses.vqvae.VQVAELossConfig`), e.g. `multispectral`.
+        training: the loop's configuration (run folder, steps, optimiser, ...).
+        window_length: audio samples per training window (a multiple of the largest hop).
+        bandwidth_windows: training windows the loss normalisation is measured on (new runs).
+        val_fraction: validation share of the items when the manifest has no split column.
+        progress: show a progress bar.
+    """
+
+    dataset: str
+    model: ModelSource
+    training: TrainingConfig
+    window_length: int = 65536
+    bandwidth_windows: int = 64
+    val_fraction: float = 0.0
+    progress: bool = True
+
+
+@dataclass
+class PriorRunConfig:
+    """A LOW or UP prior training run.
+
+    Args:
+        level: `low` or `up`.
+        dataset: prepared dataset folder (CLIP frames, lengths).
+        tokens: token folder written by `encode_tokens`.
+        model: where the model comes from.
+        training: the loop's configuration.
+        condition_dropout: probability of training a window with the null condition (0.5 LOW, 0 UP).
+        val_fraction: validation share of the items when the manifest has no split column.
+        progress: show a progress bar.
+    """
+
+    level: str
+    dataset: str
+    tokens: str
+    model: ModelSource
+    training: TrainingConfig
+    condition_dropout: float = 0.0
+    val_fraction: float = 0.0
+    progress: bool = True
+
+
+def _check_type(config, expected: type) -> None:
+    if not isinstance(config, expected):
+        raise TypeError(f"expected a {expected.__name__}, got {type(config).__name__}; build it from parsed "
+                        f"arguments with im2wav.training.arguments (e.g. vqvae_run_config(args))")
 
 
 def _validation_windows(open_split: Callable[[str], object]):
@@ -28,64 +86,89 @@ def _validation_windows(open_split: Callable[[str], object]):
         return None  # no validation items (or none long enough for a window)
 
 
-def _run(args: argparse.Namespace, stage: str, model: nn.Module, resume, loss_fn: LossFn, train_data, val_data,
-         tokens_per_sample: int, extra: dict | None = None) -> dict:
-    """Write the run's config, train, and return the JSON summary the scripts print."""
-    cfg = training_config(args, stage, tokens_per_sample=tokens_per_sample)
-    with run_lock(args.run_dir):  # one run per run folder: a second one stops here, in one line
-        write_run_config(args.run_dir, args, cfg, model, {"train_items": len(train_data),
-                                                           "val_items": 0 if val_data is None else len(val_data),
-                                                           **(extra or {})})
-        result = train(model, loss_fn, train_data, cfg, val_data=val_data, resume=resume,
-                       progress=not args.no_progress)
+def _run(run, cfg: TrainingConfig, model: nn.Module, resume, loss_fn: LossFn, train_data, val_data,
+         extra: dict | None = None, checkpoint_extra: dict | None = None) -> dict:
+    """Write the run's config, train, and return the JSON summary the commands print."""
+    settings = {k: v for k, v in dataclasses.asdict(run).items() if k != "training"}
+    with run_lock(cfg.run_dir):  # one run per run folder: a second one stops here, in one line
+        write_run_config(cfg, settings, model, {"train_items": len(train_data),
+                                                "val_items": 0 if val_data is None else len(val_data),
+                                                **(extra or {})})
+        result = train(model, loss_fn, train_data, cfg, val_data=val_data, resume=resume, progress=run.progress,
+                       checkpoint_extra=checkpoint_extra)
     return {"step": result.step, "stopped": result.stopped, "checkpoint": str(result.checkpoint),
             "last_loss": result.losses[-1] if result.losses else None, "val_loss": result.val_loss}
 
 
-def train_vqvae_run(args: argparse.Namespace) -> dict:
-    """Train (or fine-tune, or resume) the VQ-VAE as `training_scripts/train_vqvae.py` describes.
+def _vqvae_loss_config(run: VQVAERunConfig, loss_overrides: dict, resume, measure: Callable[[], dict]):
+    """The run's `VQVAELossConfig`: the checkpoint's on resume, else defaults + overrides + measured statistics."""
+    from ..losses.vqvae import VQVAELossConfig
 
-    A fresh model's loss normalisation (`bandwidth_*`) is measured on `args.bandwidth_windows`
-    training windows.
+    if resume is None:
+        stats = measure()
+        return VQVAELossConfig.from_dict({**loss_overrides, "bandwidth_l1": stats["l1"], "bandwidth_l2": stats["l2"],
+                                          "bandwidth_spec": stats["spec"]})
+    # checkpoints written before the objective left the model carry it in the model config
+    saved = checkpoint_state(resume).get("extra", {}).get("vqvae_loss") or checkpoint_config(resume)
+    loss = VQVAELossConfig.from_dict(saved)
+    differing = sorted(k for k, v in VQVAELossConfig.from_dict(loss_overrides).to_dict().items()
+                       if k in loss_overrides and v != loss.to_dict()[k])
+    if differing:
+        details = ", ".join(f"{k}: checkpoint {loss.to_dict()[k]!r} vs this run {loss_overrides[k]!r}" for k in differing)
+        raise ValueError(f"cannot resume from {resume}: its loss config differs ({details}). Resume with the original "
+                         "run's settings, or start a new run with --init to fine-tune from it")
+    return loss
+
+
+def train_vqvae_run(run: VQVAERunConfig) -> dict:
+    """Train (or fine-tune, or resume) the VQ-VAE.
+
+    A new run (fresh or `--init`) measures the loss normalisation (`bandwidth_*`) on
+    `run.bandwidth_windows` training windows, as the original does on every run; a resumed run
+    takes the loss config stored in its checkpoint.
 
     Args:
-        args: the script's parsed arguments (`add_training_arguments` plus `--dataset`,
-            `--window-length`, `--bandwidth-windows`).
+        run: the run's configuration.
 
     Returns:
         `{"step", "stopped", "checkpoint", "last_loss", "val_loss"}`.
 
     Raises:
-        ValueError: `--window-length` is not a multiple of the VQ-VAE's largest hop, or see `setup_model`.
+        ValueError: `window_length` is not a multiple of the VQ-VAE's largest hop, or see `setup_model`.
     """
     from ..data.windows import AudioWindows
     from ..losses.audio import bandwidth_stats
+    from ..losses.vqvae import VQVAELossConfig, vqvae_loss
     from ..models.vqvae import PRESETS, HierarchicalVQVAE
 
+    _check_type(run, VQVAERunConfig)
+    cfg = dataclasses.replace(run.training, stage="vqvae", tokens_per_sample=run.window_length)
+
     def open_split(split: str) -> AudioWindows:
-        return AudioWindows(args.dataset, args.window_length, split, args.val_fraction)
+        return AudioWindows(run.dataset, run.window_length, split, run.val_fraction)
 
     train_data = open_split("train")
     val_data = _validation_windows(open_split)
-
-    def fresh(config: dict) -> HierarchicalVQVAE:
-        rng = np.random.default_rng([args.seed, 1_000_003])
-        clips = train_data.batch(train_data.draw(rng, args.bandwidth_windows))["audio"]  # (B, S)
-        stats = bandwidth_stats(clips)
-        return HierarchicalVQVAE(**config, bandwidth_l1=stats["l1"], bandwidth_l2=stats["l2"],
-                                 bandwidth_spec=stats["spec"])
-
-    model, resume = setup_model(args, "vqvae", PRESETS, fresh,
-                                data_keys=("bandwidth_l1", "bandwidth_l2", "bandwidth_spec"))
+    loss_keys = VQVAELossConfig.field_names()
+    overrides = run.model.config_overrides
+    source = dataclasses.replace(run.model, config_overrides={k: v for k, v in overrides.items() if k not in loss_keys})
+    model, resume = setup_model(source, "vqvae", cfg.run_dir, cfg.seed, PRESETS, lambda c: HierarchicalVQVAE(**c))
     hop = model.hop_lengths[-1]
-    if args.window_length % hop:
-        raise ValueError(f"--window-length {args.window_length} must be a multiple of the VQ-VAE's largest hop ({hop})")
+    if run.window_length % hop:
+        raise ValueError(f"--window-length {run.window_length} must be a multiple of the VQ-VAE's largest hop ({hop})")
+
+    def measure() -> dict:
+        rng = np.random.default_rng([cfg.seed, 1_000_003])
+        return bandwidth_stats(train_data.batch(train_data.draw(rng, run.bandwidth_windows))["audio"])  # (B, S)
+
+    loss_config = _vqvae_loss_config(run, {k: v for k, v in overrides.items() if k in loss_keys}, resume, measure)
 
     def loss_fn(model: nn.Module, batch: dict, training: bool):
-        out = model(batch["audio"])  # (B, S) -> reconstructions + loss terms
+        out = vqvae_loss(model, batch["audio"], loss_config)  # (B, S) -> reconstructions + loss terms
         return out.loss, out.metrics
 
-    return _run(args, "vqvae", model, resume, loss_fn, train_data, val_data, tokens_per_sample=args.window_length)
+    return _run(run, cfg, model, resume, loss_fn, train_data, val_data, extra={"loss_config": loss_config.to_dict()},
+                checkpoint_extra={"vqvae_loss": loss_config.to_dict()})
 
 
 def check_prior_fits_tokens(config, token_info, level: int, rows: list[dict]) -> None:
@@ -114,12 +197,11 @@ def check_prior_fits_tokens(config, token_info, level: int, rows: list[dict]) ->
                              "'{\"min_duration\": ...}' in a fresh run, or prepare longer clips")
 
 
-def train_prior_run(args: argparse.Namespace) -> dict:
-    """Train (or fine-tune, or resume) the LOW or UP prior as `training_scripts/train_prior.py` describes.
+def train_prior_run(run: PriorRunConfig) -> dict:
+    """Train (or fine-tune, or resume) the LOW or UP prior.
 
     Args:
-        args: the script's parsed arguments (`add_training_arguments` plus `--level`, `--dataset`,
-            `--tokens`, `--condition-dropout`, all resolved).
+        run: the run's configuration.
 
     Returns:
         `{"step", "stopped", "checkpoint", "last_loss", "val_loss"}`.
@@ -131,11 +213,16 @@ def train_prior_run(args: argparse.Namespace) -> dict:
     from ..losses.tokens import prior_token_loss
     from ..models.prior import PRESETS, Im2WavPrior
 
-    model, resume = setup_model(args, args.level, PRESETS, lambda config: Im2WavPrior(**config))
-    level = 1 if args.level == "low" else 0
+    _check_type(run, PriorRunConfig)
+    if run.level not in ("low", "up"):
+        raise ValueError(f"level must be 'low' or 'up', got {run.level!r}")
+    model, resume = setup_model(run.model, run.level, run.training.run_dir, run.training.seed, PRESETS,
+                                lambda config: Im2WavPrior(**config))
+    cfg = dataclasses.replace(run.training, stage=run.level, tokens_per_sample=model.config.n_ctx)
+    level = 1 if run.level == "low" else 0
 
     def open_split(split: str) -> TokenWindows:
-        return TokenWindows(args.dataset, args.tokens, level, model.config.n_ctx, split, args.val_fraction)
+        return TokenWindows(run.dataset, run.tokens, level, model.config.n_ctx, split, run.val_fraction)
 
     train_data = open_split("train")
     val_data = _validation_windows(open_split)
@@ -145,9 +232,9 @@ def train_prior_run(args: argparse.Namespace) -> dict:
     def loss_fn(model: nn.Module, batch: dict, training: bool):
         out = prior_token_loss(model, batch["tokens"], frame_embeds=batch["frame_embeds"],
                                lower_tokens=batch.get("lower_tokens"),
-                               timing=batch["timing"] if args.level == "low" else None,
-                               condition_dropout=args.condition_dropout if training else 0.0)
+                               timing=batch["timing"] if run.level == "low" else None,
+                               condition_dropout=run.condition_dropout if training else 0.0)
         return out.loss, {"cross_entropy": out.cross_entropy.detach()}
 
-    return _run(args, args.level, model, resume, loss_fn, train_data, val_data, tokens_per_sample=model.config.n_ctx,
+    return _run(run, cfg, model, resume, loss_fn, train_data, val_data,
                 extra={"tokens_info": info.__dict__ | {"vqvae_config": "..."}})
