@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-EXAMPLE ?= assets/examples/low_tone_circle.png
+EXAMPLE ?= assets/examples/low_tone_plain_circle.png
 MODEL ?= assets/default_model
 OUT ?= outputs
 

@@ -12,7 +12,14 @@ soundtrack is not what is seen). Sampling the conditional model (guidance 1) rep
 guidance 3 sharpens p(sound | image) / p(sound) and must suppress the wrong mode. Without that
 noise a well-trained conditional model is already right every time and guidance has nothing to show.
 
-Run directly (`python tests/test_learning_e2e.py /tmp/e2e`) to print the timings and scores.
+Two worlds: `shapes` (three colour-coded tones, the seeded random tiny CLIP) must be learnt; the
+`patterns` world (six classes, two pairs told apart by background pattern alone, noise-like and
+time-varying sounds whose spectra overlap) is issue 13's acceptance test, trained with the demo
+recipe (`im2wav.training.demo_recipe`) and judged stage by stage: the VQ-VAE's reconstructions at
+both levels, LOW-only audio (LOW tokens through the level-1 decoder) and LOW+UP audio.
+
+Run directly (`python tests/test_learning_e2e.py /tmp/e2e ['{"low": 3000}']`) to train the patterns
+world and print the timings and every stage's scores.
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_RATE = 16000
-# Three tonal classes far apart in frequency, periodic over the VQ-VAE's top hop: a tiny VQ-VAE
-# reconstructs them within ~100 CPU steps and the tiny priors model their tokens within a few hundred
-# (noise bands and fast chirps need many more), which keeps the whole test to a few minutes.
+# Three tonal classes far apart in frequency, periodic over the VQ-VAE's top hop (the shapes world).
 SOUNDS = ("low_tone", "fifth", "high_tone")
+# optimizer steps of each stage of the patterns-world test (the bundled model trains longer: demo_recipe.STEPS)
+TEST_STEPS = {"clip": 400, "vqvae": 1200, "low": 4000, "up": 2400}
 
 
 def run_script(name: str, *argv: str) -> int:
@@ -85,17 +92,17 @@ def real_class_windows(specs, window: int, per_class: int = 8, seed: int = 12345
     out = {}
     for k, spec in enumerate(specs):
         rng = np.random.default_rng([seed, k])
-        out[k] = [synthesize_sound(spec.sound, window, SAMPLE_RATE, rng) for _ in range(per_class)]
+        out[k] = [synthesize_sound(spec.sound, window, SAMPLE_RATE, rng, spec.floor_db) for _ in range(per_class)]
     return out
 
 
 # ------------------------------------------------------------------------------------------------
-# The world, trained
+# The world, trained with the demo recipe
 
 
-def train_world(root: Path, *, clips_per_class: int = 8, mismatched_per_class: int = 2, vq_steps: int = 150,
+def train_shapes_world(root: Path, *, clips_per_class: int = 8, mismatched_per_class: int = 2, vq_steps: int = 150,
                 low_steps: int = 400, up_steps: int = 400, seed: int = 0, log=print) -> dict:
-    """Make, prepare and train on the synthetic world; returns paths and timings."""
+    """The colour-coded three-tone world, trained with the seeded random tiny CLIP; returns paths and timings."""
     from im2wav.clip_encoder import tiny_clip_vision
     from im2wav.data.synthetic import make_synthetic_dataset
 
@@ -140,6 +147,49 @@ def train_world(root: Path, *, clips_per_class: int = 8, mismatched_per_class: i
     return {"world": world, "pipeline": root / "pipeline", "timings": timings}
 
 
+def train_patterns_world(root: Path, *, clips_per_class: int = 16, mismatched_per_class: int = 4, steps: dict | None = None,
+                recipe: dict | None = None, seed: int = 0, log=print) -> dict:
+    """The patterns world (six classes, pairs told apart by pattern alone), trained with the demo recipe."""
+    from im2wav.data.synthetic import make_synthetic_dataset
+    from im2wav.training import demo_recipe
+    from im2wav.training.image_encoder_fit import main as fit_image_encoder_main
+
+    steps = {**TEST_STEPS, **(steps or {})}
+    recipe = {**demo_recipe.RECIPE, **(recipe or {})}
+    timings = {}
+    t = time.monotonic()
+    world = make_synthetic_dataset(root / "world", world="patterns", clips_per_class=clips_per_class,
+                                   heldout_per_class=2, duration_s=2.0, seed=seed,
+                                   mismatched_per_class=mismatched_per_class)
+    timings["world"] = time.monotonic() - t
+    common = ["--seed", seed, "--no-progress", "--log-every", 50, "--save-every", 100000]
+    t = time.monotonic()
+    fit_image_encoder_main([str(a) for a in ["--videos", root / "world" / "videos", "--out", root / "clip",
+                                             "--steps", steps["clip"], *demo_recipe.CLIP_FIT, "--seed", seed]])
+    timings["clip"] = time.monotonic() - t
+    t = time.monotonic()
+    run_script("prepare_dataset", "--input", root / "world" / "videos", "--out", root / "data",
+               "--clip-model", root / "clip", "--num-workers", 0, "--no-progress")
+    timings["prepare"] = time.monotonic() - t
+    t = time.monotonic()
+    run_script("train_vqvae", "--dataset", root / "data", "--run-dir", root / "vqvae", *recipe["vqvae"],
+               "--max-steps", steps["vqvae"], *common)
+    timings["vqvae"] = time.monotonic() - t
+    t = time.monotonic()
+    run_script("encode_tokens", "--dataset", root / "data", "--vqvae", root / "vqvae", "--out", root / "tokens",
+               "--device", "cpu", "--no-progress")
+    timings["encode"] = time.monotonic() - t
+    for level in ("low", "up"):
+        t = time.monotonic()
+        run_script("train_prior", "--level", level, "--dataset", root / "data", "--tokens", root / "tokens",
+                   "--run-dir", root / level, *recipe[level], "--max-steps", steps[level], *common)
+        timings[level] = time.monotonic() - t
+    run_script("assemble_pipeline", "--vqvae", root / "vqvae", "--low", root / "low", "--up", root / "up",
+               "--dataset", root / "data", "--out", root / "pipeline")
+    log(json.dumps({k: round(v, 1) for k, v in timings.items()}))
+    return {"world": world, "pipeline": root / "pipeline", "timings": timings}
+
+
 def evaluate(pipeline_dir: Path, world, num_waveforms: int = 8, seed: int = 0) -> dict:
     """Accuracy and mean margin of generated audio, per guidance scale, plus diagnostics."""
     from PIL import Image
@@ -168,10 +218,63 @@ def evaluate(pipeline_dir: Path, world, num_waveforms: int = 8, seed: int = 0) -
     return results
 
 
+def evaluate_stages(pipeline_dir: Path, world, num_waveforms: int = 4, seed: int = 0) -> dict:
+    """Stage-by-stage scores of the judge: VQ-VAE reconstructions at both levels, LOW-only, LOW+UP.
+
+    LOW-only audio is the LOW tokens decoded by the VQ-VAE's level-1 decoder; LOW+UP audio is the
+    same LOW tokens continued by the UP prior and decoded at level 0 (what the pipeline returns).
+    `up_closer` is the share of clips whose LOW+UP audio is nearer the right class centroid than
+    their LOW-only audio; `up_from_real_low_accuracy` feeds UP the LOW tokens of real class sounds.
+    """
+    from PIL import Image
+
+    from im2wav import Im2WavPipeline
+
+    pipe = Im2WavPipeline.from_pretrained(pipeline_dir)
+    pipe.set_progress_bar_config(disable=True)
+    window = pipe.low_prior.config.n_ctx * pipe.low_prior.config.hop_length
+    seconds = window / SAMPLE_RATE
+    judge = CentroidClassifier(real_class_windows(world.classes, window))
+    results = {"chance": 1.0 / len(world.classes)}
+
+    def score(name: str, audio, truth) -> list[float]:
+        results[f"{name}_accuracy"] = float(np.mean([judge.predict(x) == k for x, k in zip(audio, truth)]))
+        distances = [float(judge.distances(x)[k]) for x, k in zip(audio, truth)]
+        results[f"{name}_distance"] = float(np.mean(distances))
+        return distances
+
+    # 1. Real sounds through the VQ-VAE, judged at both levels
+    real = real_class_windows(world.classes, window, per_class=4, seed=999)
+    audio = torch.from_numpy(np.stack([x for k in sorted(real) for x in real[k]]))  # (B, S)
+    truth = [k for k in sorted(real) for _ in real[k]]
+    codes = pipe.vqvae.encode(audio)
+    for level in (0, 1):
+        score(f"vqvae_level{level}", pipe.vqvae.decode(codes[level], level=level)[:, 0].numpy(), truth)
+    generator = [torch.Generator().manual_seed(seed + i) for i in range(len(truth))]
+    pictures = [Image.open(world.heldout_images[world.heldout_labels.index(k)]).convert("RGB") for k in truth]
+    up = pipe.sample_up(codes[1], pipe.encode_images(pictures), generator=generator)
+    score("up_from_real_low", pipe.decode(up)[:, 0].numpy(), truth)
+    # 2. Generated audio from held-out images: LOW-only and LOW+UP, per guidance scale
+    embeds = pipe.encode_images([Image.open(p).convert("RGB") for p in world.heldout_images])  # (B, 1, D) pictures
+    labels = np.repeat(world.heldout_labels, num_waveforms)
+    for scale in (1.0, 3.0):
+        generator = [torch.Generator().manual_seed(seed + i) for i in range(len(labels))]
+        low = pipe.sample_low(embeds, audio_length_in_s=seconds, guidance_scale=scale, generator=generator,
+                              num_waveforms_per_prompt=num_waveforms)
+        low_only = score(f"low_g{scale:g}", pipe.vqvae.decode(low, level=1)[:, 0].numpy(), labels)
+        up = pipe.sample_up(low, embeds, generator=generator)
+        out = pipe.decode(up)[:, 0].numpy()
+        with_up = score(f"low_up_g{scale:g}", out, labels)
+        results[f"accuracy_g{scale:g}"] = results[f"low_up_g{scale:g}_accuracy"]
+        results[f"margin_g{scale:g}"] = float(np.mean([judge.margin(x, k) for x, k in zip(out, labels)]))
+        results[f"up_closer_g{scale:g}"] = float(np.mean(np.array(with_up) < np.array(low_only)))
+    return results
+
+
 @pytest.mark.slow
 def test_generated_audio_matches_the_image_class(tmp_path):
     torch.manual_seed(0)
-    trained = train_world(tmp_path)
+    trained = train_shapes_world(tmp_path)
     results = evaluate(trained["pipeline"], trained["world"])
     print(json.dumps(results))
     chance = results["chance"]
@@ -185,10 +288,37 @@ def test_generated_audio_matches_the_image_class(tmp_path):
     assert results["margin_g3"] > results["margin_g1"], results
 
 
-if __name__ == "__main__":  # python tests/test_learning_e2e.py /tmp/e2e  (prints timings and scores)
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13 acceptance not met yet: with the demo recipe guidance-3 accuracy was 0.71 (>= 0.90 asked; "
+    "chance 0.17, guidance 1: 0.58); the other checks passed (VQ-VAE level 0 24/24, guidance 3 > 1, "
+    "LOW+UP nearer the real sound than LOW-only on average and in 71% of clips)"))
+def test_patterns_world_acceptance(tmp_path):
+    torch.manual_seed(0)
+    trained = train_patterns_world(tmp_path)
+    results = evaluate_stages(trained["pipeline"], trained["world"])
+    print(json.dumps(results))
+    # the judge itself works on real sounds passed through the trained VQ-VAE (level 0, what the
+    # pipeline decodes; level 1 is reported as `vqvae_level1_accuracy`)
+    assert results["vqvae_level0_accuracy"] >= 0.9, results
+    # generated audio is the held-out image's class (chance: 1/6)
+    assert results["accuracy_g3"] >= 0.9, results
+    # A quarter of each class's training clips carry the next class's sound (the class that differs
+    # from it in pattern only, for two of the pairs), so the conditional model (guidance 1)
+    # reproduces that mix; guidance 3 must suppress the wrong mode.
+    assert results["accuracy_g3"] > results["accuracy_g1"], results
+    assert results["margin_g3"] > results["margin_g1"], results
+    # UP earns its keep: LOW+UP audio is nearer the real class sound than LOW-only audio, on
+    # average and in most clips
+    assert results["low_up_g3_distance"] < results["low_g3_distance"], results
+    assert results["up_closer_g3"] > 0.5, results
+
+
+if __name__ == "__main__":  # python tests/test_learning_e2e.py /tmp/e2e ['{"low": 800}']  (timings and scores)
     import sys
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/im2wav_e2e")
     torch.manual_seed(0)
-    trained = train_world(root)
-    print(json.dumps(evaluate(trained["pipeline"], trained["world"]), indent=1))
+    torch.set_num_threads(1)
+    trained = train_patterns_world(root, steps=json.loads(sys.argv[2]) if len(sys.argv) > 2 else None)
+    print(json.dumps(evaluate_stages(trained["pipeline"], trained["world"]), indent=1))

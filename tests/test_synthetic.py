@@ -51,3 +51,54 @@ def test_written_world_decodes_through_the_media_readers(tmp_path):
     assert len(frames) == 15
     assert np.abs(np.asarray(frames[0], dtype=float).mean(axis=(0, 1)) - world.classes[0].background).max() < 40
     assert world.csv_path.read_text().splitlines()[0].endswith(",train")
+
+
+def test_patterns_world_pairs_differ_in_pattern_alone_and_sounds_overlap():
+    from im2wav.data.synthetic import PATTERNS, pattern_world_specs, world_specs
+
+    specs = pattern_world_specs()
+    assert len(specs) >= 6 and len({s.sound for s in specs}) == len(specs)
+    assert {s.pattern for s in specs} <= set(PATTERNS) and len({s.pattern for s in specs}) >= 3
+    pairs = [(a, b) for a, b in zip(specs[::2], specs[1::2])]
+    for a, b in pairs:  # same colours, a different background pattern (and for the last pair, shape)
+        assert (a.background, a.shape_colour) == (b.background, b.shape_colour) and a.pattern != b.pattern
+    assert sum(a.shape == b.shape for a, b in pairs) == 2  # two pairs differ in pattern alone
+    for a, b in pairs:
+        rng = [np.random.default_rng(7), np.random.default_rng(7)]
+        fa, fb = render_frames(a, 1, 64, rng[0]), render_frames(b, 1, 64, rng[1])
+        assert (fa != fb).any(axis=-1).mean() > 0.15  # the pattern covers a good part of the frame
+    # overlapping spectra: the sweep's band contains the steady noise band and the bursts' pitch
+    chirp, noise, pulses = (synthesize_sound(k, 16000, SR, np.random.default_rng(0), None)
+                            for k in ("chirp", "mid_noise", "pulse_train"))
+    assert 800 < band_centroid(noise) < 2400 and 800 < band_centroid(pulses) < 2400 and 800 < band_centroid(chirp) < 2400
+    # ... and different time structure: short-time energy is steady for the noise, bursty for the pulses
+    def envelope_spread(x):
+        energy = (x[: len(x) // 160 * 160].reshape(-1, 160) ** 2).mean(axis=1)  # 10 ms frames
+        return float(energy.std() / energy.mean())
+    assert envelope_spread(pulses) > 3 * envelope_spread(noise)
+    with pytest.raises(ValueError, match="exactly 6 classes"):
+        world_specs("patterns", num_classes=4)
+    with pytest.raises(ValueError, match="unknown world"):
+        world_specs("cubes")
+
+
+def test_noise_floor_is_where_asked():
+    clean = synthesize_sound("low_tone", 16000, SR, np.random.default_rng(0))
+    floored = synthesize_sound("low_tone", 16000, SR, np.random.default_rng(0), floor_db=-30.0)
+    freqs = np.fft.rfftfreq(16000, 1 / SR)
+    high = freqs > 4000  # far above the tone's harmonics
+    def high_share(x):
+        power = np.abs(np.fft.rfft(x)) ** 2
+        return power[high].sum() / power.sum()
+    assert high_share(clean) < 1e-6
+    # white noise 30 dB below the RMS: about 1e-3 of the power, half of it above 4 kHz
+    assert 2e-4 < high_share(floored) < 1e-3
+
+
+def test_patterns_world_holds_out_images_never_trained_on(tmp_path):
+    world = make_synthetic_dataset(tmp_path, world="patterns", clips_per_class=1, heldout_per_class=1,
+                                   duration_s=0.25, size=32, seed=1, mismatched_per_class=0)
+    assert len(world.classes) == 6 and len(world.videos) == 6 and len(world.heldout_images) == 6
+    trained = {p.stem for p in world.videos}
+    assert not trained & {p.stem for p in world.heldout_images}
+    assert '"world": "patterns"' in (tmp_path / "classes.json").read_text()

@@ -2,10 +2,13 @@
 
 It runs every stage as the plain `im2wav` command it prints (so any step can be re-run by hand):
 prepare -> train-vqvae -> encode-tokens -> train-prior --level low -> train-prior --level up ->
-assemble. The image encoder is a small random CLIP made offline (no download) unless --clip names
-a real one; the result is a pipeline folder for `im2wav generate` and the ComfyUI nodes. Without
---videos it first writes the synthetic world (three picture classes, three tones) and trains on
-that: the bundled default model (`assets/default_model`) is made this way.
+assemble. The image encoder is a small CLIP made offline (no download) and fitted to the training
+videos (`im2wav.training.image_encoder_fit`: pictures whose sounds differ embed apart) unless --clip
+names a real one; the result is a pipeline folder for `im2wav generate` and the ComfyUI nodes.
+Without --videos it first writes the synthetic `patterns` world (six picture classes, two pairs told
+apart by pattern alone, six sound families) and trains on that: the bundled default model
+(`assets/default_model`) is made this way. The settings of every stage are the demo recipe,
+`im2wav/training/demo_recipe.py`.
 
 A demo-size model learns what your clips sound like in broad strokes (pitch, loudness, noise or
 tone per kind of picture); it is no substitute for the released checkpoints (`im2wav convert`).
@@ -27,20 +30,12 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..training.demo_recipe import CLIP_FIT, RECIPE, STEPS
 from .parsing import command_parser
 
 NAME = "build-demo"
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding the `im2wav` package
 
-# The demo recipe: the synthetic world's sounds, and the settings of each stage.
-SYNTHETIC_SOUNDS = "low_tone,fifth,high_tone"
-RECIPE = {
-    "vqvae": ["--preset", "tiny", "--window-length", 4096, "--batch-size", 8, "--lr", 2e-3, "--warmup-steps", 20,
-              "--lr-decay", "cosine"],
-    "low": ["--preset", "tiny-low", "--config-overrides", json.dumps({"min_duration": 1.0}), "--batch-size", 8,
-            "--lr", 2e-3, "--warmup-steps", 50, "--lr-decay", "cosine"],
-    "up": ["--preset", "tiny-up", "--batch-size", 4, "--lr", 1e-3, "--warmup-steps", 50, "--lr-decay", "cosine"],
-}
 MIN_CLIP_SECONDS = 1.0  # the LOW recipe's min_duration: shorter clips are skipped when preparing
 
 
@@ -55,28 +50,31 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default=None, help="folder for the data and the runs (default: OUT.work)")
     parser.add_argument("--examples", default=None,
                         help="synthetic world only: copy one held-out picture per class here")
-    parser.add_argument("--clips-per-class", type=int, default=12, help="synthetic world only: videos per class")
-    parser.add_argument("--vqvae-steps", type=int, default=500, help="VQ-VAE optimizer steps")
-    parser.add_argument("--low-steps", type=int, default=1200, help="LOW prior optimizer steps")
-    parser.add_argument("--up-steps", type=int, default=1200, help="UP prior optimizer steps")
+    parser.add_argument("--clips-per-class", type=int, default=16, help="synthetic world only: videos per class")
+    parser.add_argument("--clip-steps", type=int, default=STEPS["clip"],
+                        help="steps fitting the offline image encoder to the videos (0: keep it random; ignored with --clip)")
+    parser.add_argument("--vqvae-steps", type=int, default=STEPS["vqvae"], help="VQ-VAE optimizer steps")
+    parser.add_argument("--low-steps", type=int, default=STEPS["low"], help="LOW prior optimizer steps")
+    parser.add_argument("--up-steps", type=int, default=STEPS["up"], help="UP prior optimizer steps")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and of every stage")
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     return parser
 
 
-def run_stage(command: str, *argv) -> None:
+def run_stage(command: str, *argv, module: str = "im2wav") -> None:
     """Run `im2wav COMMAND ARGV...` in a fresh interpreter (printed first); a failure stops the build.
 
     Args:
-        command: the subcommand.
+        command: the subcommand (with `module`: the first argument, or None for none).
         argv: its arguments (converted with `str`).
+        module: the module run with `python -m` (`im2wav`, or a stage module of its own).
     """
-    args = [str(a) for a in argv]
-    print("+ im2wav", command, " ".join(args), flush=True)
+    args = [str(a) for a in ([command] if command else []) + list(argv)]
+    print("+", "im2wav" if module == "im2wav" else f"python -m {module}", " ".join(args), flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "im2wav", command, *args], env=env)
+    done = subprocess.run([sys.executable, "-m", module, *args], env=env)
     if done.returncode != 0:
-        raise UserError(f"im2wav {command} failed (exit status {done.returncode}); see its message above")
+        raise UserError(f"{module} {command or ''} failed (exit status {done.returncode}); see its message above")
 
 
 def make_offline_clip(folder: Path, seed: int = 0) -> Path:
@@ -118,9 +116,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     # 1. The videos (yours, or the synthetic world) and the image encoder
     videos = Path(args.videos).resolve() if args.videos else work / "world" / "videos"
     if args.videos is None:
-        run_stage("make-synthetic", "--out", work / "world", "--num-classes", 3, "--sounds", SYNTHETIC_SOUNDS,
+        run_stage("make-synthetic", "--out", work / "world", "--world", "patterns",
                   "--clips-per-class", args.clips_per_class, "--heldout-per-class", 1, "--duration", 4.0, *seed)
-    clip = args.clip or str(make_offline_clip(work / "clip", seed=0))
+    clip = args.clip
+    if clip is None:
+        clip = str(make_offline_clip(work / "clip", seed=0))
+        if args.clip_steps > 0:  # fit it to the training videos (no labels: their soundtracks guide it)
+            run_stage(None, "--videos", videos, "--init", clip, "--out", clip, "--steps", args.clip_steps,
+                      *CLIP_FIT, *seed, module="im2wav.training.image_encoder_fit")
     # 2. Prepare, train the three stages, assemble
     run_stage("prepare", "--input", videos, "--out", work / "data", "--clip-model", clip, "--num-workers", 0,
               "--min-seconds", MIN_CLIP_SECONDS, "--no-progress")
@@ -135,12 +138,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     run_stage("assemble", "--vqvae", work / "vqvae", "--low", work / "low", "--up", work / "up",
               "--dataset", work / "data", "--out", out, *(["--overwrite"] if args.overwrite else []))
     # 3. A model card; for the synthetic world its classes and one example picture per class
-    rebuild = f"im2wav build-demo --seed {args.seed} --vqvae-steps {args.vqvae_steps} --low-steps {args.low_steps} " \
-              f"--up-steps {args.up_steps}"
+    rebuild = f"im2wav build-demo --seed {args.seed} --clip-steps {args.clip_steps} --vqvae-steps {args.vqvae_steps} " \
+              f"--low-steps {args.low_steps} --up-steps {args.up_steps}"
     result = {"pipeline": str(out), "work_dir": str(work)}
     if args.videos is None:
         shutil.copyfile(work / "world" / "classes.json", out / "classes.json")
-        (out / "README.md").write_text(_synthetic_card(f"{rebuild} --clips-per-class {args.clips_per_class}"))
+        names = [c["name"] for c in json.loads((work / "world" / "classes.json").read_text())["classes"]]
+        (out / "README.md").write_text(_synthetic_card(f"{rebuild} --clips-per-class {args.clips_per_class}", names))
         if args.examples:
             examples = Path(args.examples)
             examples.mkdir(parents=True, exist_ok=True)
@@ -157,15 +161,17 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
-def _synthetic_card(rebuild: str) -> str:
+def _synthetic_card(rebuild: str, classes: list[str]) -> str:
     return (
         "# im2wav default model (synthetic world)\n\n"
-        "A tiny im2wav (5 MB) trained on the synthetic world of `im2wav.data.synthetic`: a red circle sounds "
-        "like a 250 Hz tone, a green square like a 500 + 750 Hz chord, and a blue triangle like 2.5 kHz "
-        "(`classes.json`). It knows nothing else: it exists so that `im2wav generate` runs out of the box, "
-        "in under a minute on a CPU.\n\n"
-        "    im2wav generate assets/examples/low_tone_circle.png --model assets/default_model "
+        "A tiny im2wav (a few MB) trained with the demo recipe (`im2wav/training/demo_recipe.py`) on the `patterns` "
+        "world of `im2wav.data.synthetic`: six picture classes (two pairs differ only in their background "
+        "pattern), each with a sound family of its own; class names are `<sound>_<pattern>_<shape>`: "
+        f"{', '.join(classes)} (`classes.json`). Its image encoder is a tiny CLIP fitted to the training videos, "
+        "not OpenAI's. It knows nothing else: it exists so that `im2wav generate` runs out of the box, in under "
+        "a minute on a CPU.\n\n"
+        "    im2wav generate assets/examples/low_tone_plain_circle.png --model assets/default_model "
         "--out outputs/example.wav --spectrogram outputs/example.png --seed 0\n\n"
-        "Rebuild it (about 10 minutes on one CPU core):\n\n"
+        "Rebuild it (about 15 minutes on one CPU core):\n\n"
         f"    {rebuild} --out assets/default_model --examples assets/examples\n"
     )

@@ -5,6 +5,7 @@ classes.json and vggsound.csv.
 
 examples:
   im2wav make-synthetic --out world/ --num-classes 3 --clips-per-class 8
+  im2wav make-synthetic --out world/ --world patterns --clips-per-class 16   # six classes, patterns
   im2wav prepare --input world/videos --out world_prepared --clip-model clip/
 """
 
@@ -20,13 +21,17 @@ NAME = "make-synthetic"
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The `im2wav make-synthetic` parser; `prog` names the program in its usage line."""
-    from ..data.synthetic import SOUND_KINDS
+    from ..data.synthetic import SOUND_KINDS, WORLDS
 
     parser = command_parser(NAME, __doc__, prog)
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--num-classes", type=int, default=3, help=f"K (at most {len(SOUND_KINDS)})")
+    parser.add_argument("--world", choices=WORLDS, default="shapes",
+                        help="shapes: colour tells K classes apart; patterns: 6 classes, some told apart by pattern alone")
+    parser.add_argument("--num-classes", type=int, default=None,
+                        help=f"K of the shapes world (default 3, at most {len(SOUND_KINDS)}); patterns has 6")
     parser.add_argument("--sounds", default=None,
-                        help=f"comma-separated sound of each class (default: the first K of {','.join(SOUND_KINDS)})")
+                        help=f"shapes world: comma-separated sound of each class (default: the first K of "
+                             f"{','.join(SOUND_KINDS)})")
     parser.add_argument("--clips-per-class", type=int, default=8, help="training videos per class")
     parser.add_argument("--heldout-per-class", type=int, default=2, help="held-out still images per class")
     parser.add_argument("--mismatched-per-class", type=int, default=0,
@@ -49,7 +54,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     from ..data.synthetic import make_synthetic_dataset
 
     world = make_synthetic_dataset(
-        args.out, num_classes=args.num_classes, clips_per_class=args.clips_per_class,
+        args.out, num_classes=args.num_classes, world=args.world, clips_per_class=args.clips_per_class,
         heldout_per_class=args.heldout_per_class, duration_s=args.duration, fps=args.fps,
         sample_rate=args.sample_rate, size=args.size, seed=args.seed, video_codec=args.video_codec,
         sounds=args.sounds.split(",") if args.sounds else None, mismatched_per_class=args.mismatched_per_class,

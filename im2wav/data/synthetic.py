@@ -1,7 +1,16 @@
-"""A synthetic audio-visual world: K visual classes paired with K clearly different sound classes.
+"""Synthetic audio-visual worlds: K visual classes paired with K different sound families.
 
-Each class is a coloured shape moving over a background of its own colour, and its soundtrack is a
-sound family of its own (a low tone, a high noise band, a chirp, a pulse train, ...). Clips are
+Each class is a coloured shape moving over a background, and its soundtrack is a sound family of its
+own (a low tone, a noise band, a chirp, a pulse train, ...). Two worlds:
+
+- `shapes` (`class_specs`): class k has the k-th background colour, shape and sound; colour alone
+  tells the classes apart.
+- `patterns` (`pattern_world_specs`): six classes in three colour pairs. Within a pair the shape
+  and colours are the same and only the background pattern differs (plain, stripes, checker,
+  dots); across pairs shape and colour differ too. The six sounds include noise-like and
+  time-varying families whose spectra overlap (a sweep through 0.8-2.4 kHz, steady noise in
+  1.5-2.2 kHz, 1.2 kHz bursts) and differ in time structure.
+ Clips are
 written as real video files with an audio track (PyAV, h264 or mpeg4 video + AAC audio), so the
 real preparation path (`im2wav.data.preparation`) runs on them. Everything is deterministic from a
 seed: clip `i` of class `c` draws from `numpy.random.default_rng([seed, c, i])`.
@@ -24,10 +33,14 @@ __all__ = [
     "SOUND_KINDS",
     "SyntheticClass",
     "SyntheticDataset",
+    "WORLDS",
     "class_specs",
     "make_synthetic_dataset",
+    "PATTERNS",
+    "pattern_world_specs",
     "render_frames",
     "synthesize_sound",
+    "world_specs",
     "write_video",
 ]
 
@@ -36,6 +49,9 @@ __all__ = [
 # high_tone 2.5 kHz) repeat every 64 or 32 samples, the hops of the VQ-VAE's top level, so their
 # tokens are the easiest to model: the quickest world to learn.
 SOUND_KINDS = ("low_tone", "noise_band", "chirp", "pulse_train", "warble", "hum", "mid_noise", "fifth", "high_tone")
+
+WORLDS = ("shapes", "patterns")
+PATTERNS = ("plain", "stripes", "checker", "dots")
 
 _SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond", "bar", "dot", "frame")
 
@@ -60,6 +76,10 @@ class SyntheticClass:
         shape: the moving shape (`circle`, `square`, ...).
         shape_colour: RGB colour of the shape.
         sound: the sound family (one of `SOUND_KINDS`).
+        pattern: the background's pattern (one of `PATTERNS`): `plain`, or the background colour
+            alternating with a darker shade of it in stripes, a checkerboard or dots.
+        floor_db: the soundtrack's noise floor below the sound's RMS (see `synthesize_sound`);
+            None: clean.
     """
 
     name: str
@@ -67,6 +87,8 @@ class SyntheticClass:
     shape: str
     shape_colour: tuple[int, int, int]
     sound: str
+    pattern: str = "plain"
+    floor_db: float | None = None
 
 
 @dataclass
@@ -115,8 +137,69 @@ def class_specs(num_classes: int, sounds: tuple[str, ...] | list[str] | None = N
     ]
 
 
+# The `patterns` world's soundtracks sit on a faint white noise floor, as recordings do: what tells
+# its sounds apart is then the audible shape of their spectra and envelopes, not bands 80 dB down.
+PATTERN_WORLD_FLOOR_DB = -30.0
+# The `patterns` world: (pattern, background, shape, shape colour, sound); rows 2k and 2k + 1 share
+# colours and shape and differ in pattern only.
+_PATTERN_WORLD = (
+    ("plain", (200, 40, 40), "circle", (250, 250, 250), "low_tone"),
+    ("stripes", (200, 40, 40), "circle", (250, 250, 250), "chirp"),
+    ("checker", (40, 70, 210), "square", (250, 220, 0), "mid_noise"),
+    ("dots", (40, 70, 210), "square", (250, 220, 0), "pulse_train"),
+    ("stripes", (30, 160, 60), "triangle", (20, 20, 20), "warble"),
+    ("checker", (30, 160, 60), "ring", (20, 20, 20), "noise_band"),
+)
+
+
+def pattern_world_specs(floor_db: float | None = PATTERN_WORLD_FLOOR_DB) -> list[SyntheticClass]:
+    """The six classes of the `patterns` world (see the module docstring).
+
+    Args:
+        floor_db: the soundtracks' noise floor below the sound's RMS (see `synthesize_sound`).
+    """
+    return [SyntheticClass(name=f"{sound}_{pattern}_{shape}", background=bg, shape=shape, shape_colour=fg,
+                           sound=sound, pattern=pattern, floor_db=floor_db)
+            for pattern, bg, shape, fg, sound in _PATTERN_WORLD]
+
+
+def world_specs(world: str, num_classes: int | None = None,
+                sounds: tuple[str, ...] | list[str] | None = None) -> list[SyntheticClass]:
+    """The classes of a named world (`WORLDS`).
+
+    Args:
+        world: `shapes` or `patterns`.
+        num_classes: K for `shapes` (default 3); `patterns` has exactly 6 classes.
+        sounds: the sound of each class, `shapes` only.
+    """
+    if world == "shapes":
+        return class_specs(3 if num_classes is None else num_classes, sounds)
+    if world == "patterns":
+        if sounds is not None or num_classes not in (None, len(_PATTERN_WORLD)):
+            raise ValueError(f"the patterns world has exactly {len(_PATTERN_WORLD)} classes with fixed sounds; "
+                             "drop --num-classes/--sounds or use --world shapes")
+        return pattern_world_specs()
+    raise ValueError(f"unknown world {world!r}; choose one of {WORLDS}")
+
+
 # --------------------------------------------------------------------------------------------
 # Pictures
+
+
+def _pattern_mask(pattern: str, yy: np.ndarray, xx: np.ndarray, size: int) -> np.ndarray:
+    """Pixels of the darker shade in a background pattern (period: an eighth of the frame)."""
+    period = max(size // 8, 2)
+    half = period // 2
+    if pattern == "plain":
+        return np.zeros(yy.shape, dtype=bool)
+    if pattern == "stripes":  # diagonal stripes
+        return ((yy + xx) % period) < half
+    if pattern == "checker":
+        return ((yy // half + xx // half) % 2) == 1
+    if pattern == "dots":
+        dy, dx = yy % period - half + 0.5, xx % period - half + 0.5
+        return dy**2 + dx**2 <= (0.3 * period) ** 2
+    raise ValueError(f"unknown pattern {pattern!r}; expected one of {PATTERNS}")
 
 
 def _shape_mask(shape: str, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, r: float) -> np.ndarray:
@@ -160,12 +243,15 @@ def render_frames(spec: SyntheticClass, num_frames: int, size: int, rng: np.rand
     pos = rng.uniform(radius, size - radius, size=2)
     vel = rng.uniform(0.8, 2.0, size=2) * rng.choice([-1.0, 1.0], size=2) * size / 64
     jitter = rng.uniform(-12, 12, size=3)
-    background = np.clip(np.array(spec.background, dtype=np.float64) + jitter, 0, 255).astype(np.uint8)
+    background = np.clip(np.array(spec.background, dtype=np.float64) + jitter, 0, 255)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    canvas = np.empty((size, size, 3), dtype=np.uint8)  # the background with its pattern
+    canvas[:] = background.astype(np.uint8)
+    canvas[_pattern_mask(spec.pattern, yy, xx, size)] = (0.45 * background).astype(np.uint8)
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
     for f in range(num_frames):
         frame = frames[f]
-        frame[:] = background
+        frame[:] = canvas
         frame[_shape_mask(spec.shape, yy, xx, pos[0], pos[1], radius)] = spec.shape_colour
         pos = pos + vel
         for axis in range(2):  # bounce off the borders
@@ -187,7 +273,8 @@ def _bandpass_noise(num_samples: int, sample_rate: int, low_hz: float, high_hz: 
     return np.fft.irfft(spectrum, n=num_samples)
 
 
-def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.random.Generator,
+                     floor_db: float | None = None) -> np.ndarray:
     """One clip of a sound family, with small per-clip jitter (pitch, phase, rate).
 
     Args:
@@ -195,6 +282,8 @@ def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.rand
         num_samples: length S.
         sample_rate: in Hz.
         rng: the clip's random generator.
+        floor_db: when set, white background noise this many dB below the sound's RMS is added (a
+            recording's noise floor); None leaves the sound clean (bands outside it ~80 dB down).
 
     Returns:
         float32 array [S], peak 0.5.
@@ -231,6 +320,8 @@ def synthesize_sound(kind: str, num_samples: int, sample_rate: int, rng: np.rand
     else:
         raise ValueError(f"unknown sound kind {kind!r}; expected one of {SOUND_KINDS}")
     x = np.asarray(x, dtype=np.float64)
+    if floor_db is not None:
+        x = x + rng.standard_normal(num_samples) * np.sqrt(np.mean(x**2)) * 10 ** (floor_db / 20)
     return (0.5 * x / max(np.abs(x).max(), 1e-8)).astype(np.float32)
 
 
@@ -277,7 +368,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, audio: np.ndarray, 
 def make_synthetic_dataset(
     out_dir: str | os.PathLike,
     *,
-    num_classes: int = 3,
+    num_classes: int | None = None,
     clips_per_class: int = 8,
     heldout_per_class: int = 2,
     duration_s: float = 2.0,
@@ -288,6 +379,7 @@ def make_synthetic_dataset(
     video_codec: str = "h264",
     sounds: tuple[str, ...] | list[str] | None = None,
     mismatched_per_class: int = 0,
+    world: str = "shapes",
 ) -> SyntheticDataset:
     """Write the synthetic world: training videos, held-out still images, a class file and a CSV.
 
@@ -296,7 +388,7 @@ def make_synthetic_dataset(
 
     Args:
         out_dir: output folder (created).
-        num_classes: K.
+        num_classes: K (`shapes` world, default 3; the `patterns` world has 6).
         clips_per_class: training videos per class.
         heldout_per_class: held-out images per class (clip indices after the training ones).
         duration_s: clip length in seconds.
@@ -310,6 +402,7 @@ def make_synthetic_dataset(
             class `(c + 1) % K` instead (label noise, as in real videos whose soundtrack is not
             what is seen). The image -> sound mapping then has a second mode that classifier-free
             guidance is expected to suppress. Held-out files always match.
+        world: `shapes` (colour tells the classes apart) or `patterns` (see the module docstring).
 
     Returns:
         A `SyntheticDataset` listing what was written.
@@ -326,7 +419,7 @@ def make_synthetic_dataset(
     root = Path(out_dir)
     (root / "videos").mkdir(parents=True, exist_ok=True)
     (root / "heldout").mkdir(parents=True, exist_ok=True)
-    specs = class_specs(num_classes, sounds)
+    specs = world_specs(world, num_classes, sounds)
     num_frames = round(duration_s * fps)
     num_samples = round(duration_s * sample_rate)
     videos, video_labels, images, image_labels, rows = [], [], [], [], []
@@ -334,8 +427,8 @@ def make_synthetic_dataset(
         for i in range(clips_per_class + heldout_per_class):
             rng = np.random.default_rng([seed, c, i])
             frames = render_frames(spec, num_frames, size, rng)
-            sound = specs[(c + 1) % num_classes].sound if i < mismatched_per_class else spec.sound
-            audio = synthesize_sound(sound, num_samples, sample_rate, rng)
+            heard = specs[(c + 1) % len(specs)] if i < mismatched_per_class else spec
+            audio = synthesize_sound(heard.sound, num_samples, sample_rate, rng, heard.floor_db)
             stem = f"{spec.name}_{i:03d}"
             if i < clips_per_class:
                 path = root / "videos" / f"{stem}.mp4"
@@ -356,7 +449,7 @@ def make_synthetic_dataset(
         "classes": [asdict(s) for s in specs], "seed": seed, "clips_per_class": clips_per_class,
         "heldout_per_class": heldout_per_class, "duration_s": duration_s, "fps": fps,
         "sample_rate": sample_rate, "size": size, "video_codec": video_codec, "sounds": [c.sound for c in specs],
-        "mismatched_per_class": mismatched_per_class,
+        "mismatched_per_class": mismatched_per_class, "world": world,
     }
     (root / "classes.json").write_text(json.dumps(meta, indent=2))
     return SyntheticDataset(root, specs, videos, video_labels, images, image_labels, csv_path)
