@@ -238,7 +238,7 @@ def test_warmup_then_cosine_schedule():
         lrs.append(scheduler.get_last_lr()[0])
         optimizer.step()
         scheduler.step()
-    assert lrs[:5] == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])  # the original's min(1, step / warmup)
+    assert lrs[:5] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])  # (step + 1) / warmup: no step at lr 0
     assert lrs[8] == pytest.approx(0.5) and lrs[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 7 / 8)))
     linear = warmup_schedule(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0), 2, 6, "linear")
     values = []
@@ -246,7 +246,7 @@ def test_warmup_then_cosine_schedule():
         values.append(linear.get_last_lr()[0])
         linear.optimizer.step()
         linear.step()
-    assert values == pytest.approx([0.0, 1.0, 2.0, 1.5, 1.0, 0.5])
+    assert values == pytest.approx([1.0, 2.0, 2.0, 1.5, 1.0, 0.5])
     with pytest.raises(ValueError, match="needs total_steps"):
         warmup_schedule(optimizer, 4, None, "linear")
 

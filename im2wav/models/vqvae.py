@@ -203,8 +203,12 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
 
     # --- input checks ------------------------------------------------------------------------
 
-    def _check_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        """Validate `[B, S]` / `[B, 1, S]` float audio and return it as `[B, 1, S]` in the model dtype."""
+    def _check_audio(self, audio: torch.Tensor, values: bool = True) -> torch.Tensor:
+        """Validate `[B, S]` / `[B, 1, S]` float audio and return it as `[B, 1, S]` in the model dtype.
+
+        `values=False` skips the finite-values check (a host sync on a GPU): training data is checked
+        once, when the dataset is prepared, not at every step.
+        """
         if not isinstance(audio, torch.Tensor):
             raise TypeError(f"audio must be a torch.Tensor [B, S] or [B, 1, S], got {type(audio).__name__}")
         if not audio.is_floating_point():
@@ -223,7 +227,7 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
         if audio.shape[-1] == 0 or audio.shape[-1] % hop:
             raise ValueError(f"audio length {audio.shape[-1]} must be a positive multiple of the largest hop "
                              f"({hop}); pad it, e.g. `torch.nn.functional.pad(audio, (0, {hop} - S % {hop}))`")
-        if not torch.isfinite(audio).all():
+        if values and not torch.isfinite(audio).all():
             raise ValueError("audio contains NaN or infinite samples; clean the input (e.g. `torch.nan_to_num`)")
         return audio.to(self.dtype)
 
@@ -288,7 +292,7 @@ class HierarchicalVQVAE(ModelMixin, ConfigMixin):
         Returns:
             A `HierarchicalVQVAEOutput`.
         """
-        x = self._check_audio(audio)
+        x = self._check_audio(audio, values=not self.training)
         reconstructions, codes, commit_losses, usage = [], [], [], []
         for encoder, quantizer, decoder in zip(self.encoders, self.quantizers, self.decoders):
             quantized = quantizer(encoder(x))

@@ -12,7 +12,7 @@ import json
 from dataclasses import fields
 
 from .loop import TrainingConfig
-from .optim import LR_SCHEDULES
+from .optim import LR_DECAYS
 from .run_setup import ModelSource
 from .runs import PriorRunConfig, VQVAERunConfig
 
@@ -40,7 +40,7 @@ _LOOP_OPTIONS: dict[str, list[tuple[str, str]]] = {
         ("save_every", "steps between checkpoints (one is always written at the end)"),
         ("keep_checkpoints", "checkpoints kept in the run folder")],
 }
-_CHOICES = {"lr_decay": tuple(LR_SCHEDULES), "mixed_precision": ("no", "fp16", "bf16")}
+_CHOICES = {"lr_decay": LR_DECAYS, "mixed_precision": ("no", "fp16", "bf16")}
 _FLOAT_OR_NONE = ("max_minutes", "ema_decay")
 
 

@@ -1,6 +1,8 @@
-"""Optimiser and learning-rate schedule of every training stage: AdamW, with diffusers' warmup schedules."""
+"""Optimiser and learning-rate schedule of every training stage: AdamW, linear warmup, optional decay."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -26,14 +28,18 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.0, betas
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas, eps=eps)
 
 
-# --lr-decay -> diffusers scheduler name. Each warms up linearly from 0 over `warmup_steps` (the
-# first step runs at lr 0, as the original's `min(1, step / warmup)`), then holds or decays to 0.
-LR_SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+LR_DECAYS = ("constant", "linear", "cosine")
 
 
 def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int | None = None,
                     decay: str = "constant") -> torch.optim.lr_scheduler.LambdaLR:
-    """`diffusers.optimization.get_scheduler`: linear warmup, then constant, linear or cosine decay.
+    """Linear warmup to the peak over `warmup_steps`, then constant, linear or cosine decay to 0.
+
+    Kept by hand rather than `diffusers.optimization.get_scheduler`: diffusers' warmup runs its first
+    step at lr 0 (`step / warmup`), ours at `1 / warmup` (`(step + 1) / warmup`). That one step shifts
+    every trajectory, and the demo recipe, the bundled model and the learning tests were tuned on
+    this one (with diffusers' schedule the shapes-world test's guidance-3 accuracy fell from about
+    0.95 to 0.67).
 
     Args:
         optimizer: the optimiser.
@@ -41,10 +47,17 @@ def warmup_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int, total_s
         total_steps: the run's last step; needed by `linear` and `cosine`.
         decay: `constant` (the original), `linear` or `cosine`.
     """
-    from diffusers.optimization import get_scheduler
-
-    if decay not in LR_SCHEDULES:
+    if decay not in LR_DECAYS:
         raise ValueError(f"decay must be 'constant', 'linear' or 'cosine', got {decay!r}")
     if decay != "constant" and not total_steps:
         raise ValueError(f"a {decay} learning-rate decay needs total_steps (set --max-steps)")
-    return get_scheduler(LR_SCHEDULES[decay], optimizer, num_warmup_steps=warmup_steps, num_training_steps=total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if decay == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
