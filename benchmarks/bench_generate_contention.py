@@ -23,30 +23,33 @@ REPO = Path(__file__).resolve().parents[1]
 SPIN = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pass\n"
 
 
-def generate(out_dir: Path) -> float:
+def generate(out_dir: Path, image: str) -> float:
     """Seconds for one `im2wav generate` of the bundled example (a fresh process, as `make generate`)."""
-    cmd = [sys.executable, "-m", "im2wav.cli", "generate", str(REPO / "assets/examples/low_tone_circle.png"),
+    cmd = [sys.executable, "-m", "im2wav.cli", "generate", str(REPO / image),
            "--model", str(REPO / "assets/default_model"), "--out", str(out_dir / "example.wav"),
            "--seed", "0", "--overwrite"]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"im2wav generate failed: {done.stderr.strip()[-500:]}")
     return time.perf_counter() - t
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--image", default="assets/examples/low_tone_plain_circle.png", help="the example `make generate` uses")
     p.add_argument("--busy", type=int, default=2, help="busy processes beside the generation")
     p.add_argument("--repeats", type=int, default=2, help="runs per condition (the fastest counts)")
     p.add_argument("--out", default="benchmarks/results/generate_contention.json")
     args = p.parse_args()
     report = {"cpu_count": os.cpu_count(), "busy_processes": args.busy, "load_average_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
-        generate(Path(tmp))  # warm the file cache
-        report["quiet_s"] = round(min(generate(Path(tmp)) for _ in range(args.repeats)), 2)
+        generate(Path(tmp), args.image)  # warm the file cache
+        report["quiet_s"] = round(min(generate(Path(tmp), args.image) for _ in range(args.repeats)), 2)
         spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(args.busy)]
         try:
             time.sleep(1.0)
-            report["busy_s"] = round(min(generate(Path(tmp)) for _ in range(args.repeats)), 2)
+            report["busy_s"] = round(min(generate(Path(tmp), args.image) for _ in range(args.repeats)), 2)
         finally:
             for s in spinners:
                 s.kill()
