@@ -73,35 +73,38 @@ def decode_threads(prior: torch.nn.Module, rows: int) -> Iterator[int]:
 def compile_step(step: Callable, device: torch.device) -> Callable:
     """`step` compiled with `fullgraph=True` (a CUDA graph on CUDA), or `step` itself where that fails.
 
-    Compilation happens lazily at the first call; if it raises (no compiler, unsupported platform),
-    the eager `step` is used from then on and a warning says why.
+    Compilation happens lazily at the first call. If it raises (no compiler, unsupported platform),
+    this process decodes eagerly from then on, and one warning says why.
     """
-    graphs = device.type == "cuda"
-    compiled = _compiled(step, "reduce-overhead" if graphs else None)
-    failed: list[BaseException] = []
-
-    @functools.wraps(step)
-    def run(*args, **kwargs):
-        if not failed:
-            try:
-                if not graphs:
-                    return compiled(*args, **kwargs)
-                # a CUDA graph's outputs are overwritten by its next replay: start a new step, keep a copy
-                torch.compiler.cudagraph_mark_step_begin()
-                return compiled(*args, **kwargs).clone()
-            except Exception as err:  # noqa: BLE001 - any backend failure: eager still gives the same numbers
-                failed.append(err)
-                logger.warning("compiled decoding is unavailable here (%s: %s); decoding eagerly",
-                               type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
-        return step(*args, **kwargs)
-
-    return run
+    return _compiled_step(step, device.type == "cuda")
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(step: Callable, mode: str | None) -> Callable:
-    if mode is not None:
-        return torch.compile(step, fullgraph=True, dynamic=False, mode=mode)
-    # CPU: the generated wrapper in C++ instead of Python saves ~0.3 ms per step (about 18% at 2 M
-    # parameters: the wrapper asserts and reinterprets every weight on every call)
-    return torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+def _compiled_step(step: Callable, graphs: bool) -> _CompiledStep:
+    return _CompiledStep(step, graphs)
+
+
+class _CompiledStep:
+    """The compiled form of a step (one per process and device kind), remembering whether it failed."""
+
+    def __init__(self, step: Callable, graphs: bool):
+        self.step, self.graphs, self.failed = step, graphs, False
+        if graphs:
+            self.compiled = torch.compile(step, fullgraph=True, dynamic=False, mode="reduce-overhead")
+        else:  # the generated wrapper in C++ instead of Python saves ~0.3 ms per step (about 18% at 2 M
+            # parameters: the Python wrapper asserts and reinterprets every weight on every call)
+            self.compiled = torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+
+    def __call__(self, *args, **kwargs):
+        if not self.failed:
+            try:
+                if not self.graphs:
+                    return self.compiled(*args, **kwargs)
+                # a CUDA graph's outputs are overwritten by its next replay: start a new step, keep a copy
+                torch.compiler.cudagraph_mark_step_begin()
+                return self.compiled(*args, **kwargs).clone()
+            except Exception as err:  # noqa: BLE001 - any backend failure: eager still gives the same numbers
+                self.failed = True
+                logger.warning("compiled decoding is unavailable here (%s: %s); decoding eagerly",
+                               type(err).__name__, str(err).splitlines()[0][:200] if str(err) else "")
+        return self.step(*args, **kwargs)

@@ -33,9 +33,7 @@ ATTENTION_KINDS = ("block", "transpose", "previous")
 
 def _static(buffer: torch.Tensor) -> torch.Tensor:
     """Tell torch.compile / CUDA graphs that this buffer keeps its address (it is updated in place)."""
-    mark = getattr(getattr(torch, "_dynamo", None), "mark_static_address", None)
-    if mark is not None:
-        mark(buffer)
+    torch._dynamo.mark_static_address(buffer)
     return buffer
 
 
@@ -92,14 +90,6 @@ class SparseKVCache(nn.Module):
         self.num_slots = {"block": block_ctx, "transpose": n_ctx, "previous": 2 * block_ctx}[kind]
         shape = (self.num_slots, 2, batch_size, heads, head_dim)  # (slots, k|v, B, H, D_head)
         self.register_buffer("kv", _static(torch.zeros(shape, dtype=dtype, device=device)), persistent=False)
-
-    @property
-    def k_cache(self) -> torch.Tensor:
-        return self.kv[:, 0].permute(1, 2, 0, 3)  # (slots, B, H, Dh) -> (B, H, slots, D_head)
-
-    @property
-    def v_cache(self) -> torch.Tensor:
-        return self.kv[:, 1].permute(1, 2, 0, 3)
 
     def slots(self, input_pos: torch.Tensor) -> torch.Tensor:
         """Cache slot of each absolute position."""
@@ -182,6 +172,8 @@ class PriorKVCache(nn.Module):
     def __init__(self, layers: list[SparseKVCache], n_ctx: int, width: int):
         super().__init__()
         self.layers = nn.ModuleList(layers)
+        # every layer of a kind writes and reads the same slots at a step: one of each plans for all
+        self._planners = {layer.kind: layer for layer in layers}
         kv = layers[0].kv
         batch_size, kw = kv.shape[2], dict(dtype=kv.dtype, device=kv.device)
         # the window's conditioning: start-token input [B, D] and x_cond of every position, positions
@@ -202,17 +194,4 @@ class PriorKVCache(nn.Module):
 
     def plans(self, input_pos: torch.Tensor) -> dict[str, StepPlan]:
         """The `StepPlan` of each attention kind for the token at `input_pos` (LongTensor [1])."""
-        first = {}
-        for layer in self.layers:
-            first.setdefault(layer.kind, layer)
-        return {kind: layer.plan(input_pos) for kind, layer in first.items()}
-
-    @property
-    def batch_size(self) -> int:
-        return self.start.shape[0]  # B
-
-    def __getitem__(self, i: int) -> SparseKVCache:
-        return self.layers[i]
-
-    def __len__(self) -> int:
-        return len(self.layers)
+        return {kind: layer.plan(input_pos) for kind, layer in self._planners.items()}

@@ -40,7 +40,7 @@ def test_kv_cache_keeps_only_what_each_kind_reads(low):
     cache = low.new_kv_cache(batch_size=3)
     slots = {layer.kind: layer.kv.shape[0] for layer in cache.layers}
     assert slots == {"block": BC, "transpose": N_CTX, "previous": 2 * BC}
-    assert cache[0].kv.shape[1:3] == (2, 3)  # keys and values, batch 3
+    assert cache.layers[0].kv.shape[1:3] == (2, 3)  # keys and values, batch 3
 
 
 def test_cached_decoding_equals_full_forward_with_guidance(low):

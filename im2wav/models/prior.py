@@ -48,6 +48,9 @@ PRESETS: dict[str, dict] = {
 }
 
 
+_TOKEN_DTYPES = (torch.int64, torch.int32, torch.int16, torch.uint8)
+
+
 def _check_tensor(x: object, name: str, shape: str) -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor {shape}, got {type(x).__name__}; convert it with torch.as_tensor")
@@ -247,10 +250,10 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             uncond = uncond.expand(batch_size)
             # frames are read unless every row is unconditional (only asked when none were given)
             need_frames = frame_embeds is not None or not bool(uncond.all())
-            any_null = self.null_start is None and bool(uncond.any())  # asked only where it matters
         else:
-            need_frames, any_null, uncond = not unconditional, bool(unconditional), None
-        if any_null and self.null_start is None:
+            need_frames, uncond = not unconditional, None
+        # the host reads `uncond` only for a prior without a null condition, where any null row is an error
+        if self.null_start is None and (bool(uncond.any()) if uncond is not None else bool(unconditional)):
             raise ValueError("this prior was trained without classifier-free guidance (config.guidance=False): "
                              "it has no null condition; use unconditional=False")
         if need_frames and frame_embeds is None:
@@ -295,7 +298,7 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
             _check_tensor(lower_tokens, "lower_tokens", "LongTensor [B, T_low]")
             if lower_tokens.ndim != 2 or lower_tokens.shape[0] != batch_size:
                 raise ValueError(f"lower_tokens must be [B={batch_size}, T_low], got {tuple(lower_tokens.shape)}")
-            if lower_tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            if lower_tokens.dtype not in _TOKEN_DTYPES:
                 raise ValueError(f"lower_tokens must be an integer tensor, got {lower_tokens.dtype}")
             t_low = lower_tokens.shape[1]
             if not (num_tokens <= t_low * factor <= c.n_ctx):
@@ -306,7 +309,7 @@ class Im2WavPrior(ModelMixin, ConfigMixin):
 
     @staticmethod
     def _check_token_range(tokens: torch.Tensor, vocab_size: int, name: str) -> None:
-        if tokens.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        if tokens.dtype not in _TOKEN_DTYPES:
             raise ValueError(f"{name} must be an integer tensor, got {tokens.dtype}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= vocab_size):
             raise ValueError(f"{name} ids must be in [0, {vocab_size}), got [{int(tokens.min())}, "
