@@ -62,7 +62,7 @@ def _normalise(value):
     return value
 
 
-def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str, ignore: tuple[str, ...] = ()) -> None:
+def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str) -> None:
     """Raise a `ValueError` unless `checkpoint_dir` was written for this stage and model config.
 
     Only the keys of `config` are compared: fields it leaves out (a preset's defaults) and fields the
@@ -72,13 +72,12 @@ def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str
         config: the model config this run would train (keys starting with `_` are ignored).
         checkpoint_dir: a `checkpoints/step_*` folder.
         stage: `vqvae`, `low` or `up`.
-        ignore: config keys not compared.
     """
     state = checkpoint_state(checkpoint_dir)
     if state.get("stage") != stage:
         raise ValueError(f"cannot resume {stage!r} training from {checkpoint_dir}: it is a {state.get('stage')!r} "
                          "checkpoint. Use --init to start a new run from another stage's weights")
-    current = {k: v for k, v in dict(config).items() if not k.startswith("_") and k not in ignore}
+    current = {k: v for k, v in dict(config).items() if not k.startswith("_")}
     check_settings_match(checkpoint_config(checkpoint_dir), current, checkpoint_dir, "model config")
 
 
