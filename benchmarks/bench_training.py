@@ -51,9 +51,10 @@ def make_stage(stage: str, scale: str):
         preset, batch_size, window = SCALES[scale]["vqvae"]
         model = HierarchicalVQVAE.from_preset(preset)
         batch = {"audio": 0.3 * torch.randn(batch_size, window)}
+        loss_config = VQVAELossConfig()
 
         def loss_fn(m, b):
-            return vqvae_loss(m, b["audio"], VQVAELossConfig()).loss
+            return vqvae_loss(m, b["audio"], loss_config).loss
 
         return model, batch, loss_fn, batch_size, batch_size * window, {"preset": preset, "batch_size": batch_size,
                                                                          "window_samples": window}

@@ -167,6 +167,10 @@ def test_resume_from_an_incompatible_checkpoint_is_refused(dataset, tokens, vqva
     with pytest.raises(ValueError, match="model config differs.*width"):
         run_script("train_vqvae", "--dataset", dataset, "--run-dir", vqvae_run, "--preset", "tiny",
                    "--window-length", 2048, "--max-steps", 3, *QUIET, "--resume")
+    with pytest.raises(ValueError, match=r"loss config differs \(multispectral: checkpoint 1.0 vs this run 0.5\)"):
+        run_script("train_vqvae", "--dataset", dataset, "--run-dir", vqvae_run,
+                   *tiny_stage_args("vqvae", multispectral=0.5), "--window-length", 2048, "--max-steps", 3, *QUIET,
+                   "--resume")
     with pytest.raises(ValueError, match="it is a 'vqvae' checkpoint"):
         run_script("train_prior", "--level", "low", "--dataset", dataset, "--tokens", tokens, *LOW,
                    "--run-dir", tmp_path / "low", "--max-steps", 3, *QUIET, "--resume", vqvae_run)

@@ -258,3 +258,8 @@ def test_loss_config_refuses_bad_values():
         VQVAELossConfig(multispec_n_fft=[64, 32], multispec_hop_length=[8], multispec_window_size=[32, 16])
     assert VQVAELossConfig.from_dict({"multispec_n_fft": [64], "multispec_hop_length": [8],
                                       "multispec_window_size": [32], "width": 4}).resolutions == ((64, 8, 32),)
+
+
+def test_the_model_drops_exactly_the_loss_config_fields():
+    # models/ cannot import losses/ to derive TRAINING_KEYS: a field added to one list must reach the other
+    assert TRAINING_KEYS == VQVAELossConfig.field_names()

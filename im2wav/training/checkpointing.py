@@ -43,6 +43,7 @@ from ..atomic_files import atomic_folder, atomic_write_text
 __all__ = [
     "capture_rng",
     "check_compatible",
+    "check_settings_match",
     "checkpoint_config",
     "checkpoint_state",
     "latest_checkpoint",
@@ -61,7 +62,7 @@ def _normalise(value):
     return value
 
 
-def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str, ignore: tuple[str, ...] = ()) -> None:
+def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str) -> None:
     """Raise a `ValueError` unless `checkpoint_dir` was written for this stage and model config.
 
     Only the keys of `config` are compared: fields it leaves out (a preset's defaults) and fields the
@@ -71,18 +72,30 @@ def check_compatible(config: dict, checkpoint_dir: str | os.PathLike, stage: str
         config: the model config this run would train (keys starting with `_` are ignored).
         checkpoint_dir: a `checkpoints/step_*` folder.
         stage: `vqvae`, `low` or `up`.
-        ignore: config keys not compared.
     """
     state = checkpoint_state(checkpoint_dir)
     if state.get("stage") != stage:
         raise ValueError(f"cannot resume {stage!r} training from {checkpoint_dir}: it is a {state.get('stage')!r} "
                          "checkpoint. Use --init to start a new run from another stage's weights")
-    saved = checkpoint_config(checkpoint_dir)
     current = {k: v for k, v in dict(config).items() if not k.startswith("_")}
-    differing = sorted(k for k in set(current) - set(ignore) if _normalise(saved.get(k)) != _normalise(current[k]))
+    check_settings_match(checkpoint_config(checkpoint_dir), current, checkpoint_dir, "model config")
+
+
+def check_settings_match(saved: dict, current: dict, checkpoint_dir: str | os.PathLike, what: str) -> None:
+    """Raise a `ValueError` naming the keys of `current` whose value differs from `saved`'s.
+
+    Only the keys of `current` are compared; a tuple equals the list of the same values (JSON).
+
+    Args:
+        saved: the settings stored in the checkpoint.
+        current: the settings this run asks for.
+        checkpoint_dir: the checkpoint (named in the message).
+        what: what the settings are, e.g. `"model config"`.
+    """
+    differing = sorted(k for k in current if _normalise(saved.get(k)) != _normalise(current[k]))
     if differing:
-        details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs this run {current.get(k)!r}" for k in differing[:6])
-        raise ValueError(f"cannot resume from {checkpoint_dir}: its model config differs ({details}). Resume with "
+        details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs this run {current[k]!r}" for k in differing[:6])
+        raise ValueError(f"cannot resume from {checkpoint_dir}: its {what} differs ({details}). Resume with "
                          "the original run's settings, or start a new run with --init to fine-tune from it")
 
 

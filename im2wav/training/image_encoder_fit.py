@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .optim import warmup_schedule
+
 __all__ = ["audio_features", "fit_image_encoder", "main"]
 
 _NUM_BANDS = 32
@@ -115,7 +117,7 @@ def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, step
         audio_head = nn.Sequential(nn.Linear(feats.shape[1], 256), nn.ReLU(), nn.Linear(256, dim))
     params = list(model.parameters()) + list(audio_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + np.cos(np.pi * min(s / steps, 1.0))))
+    schedule = warmup_schedule(optimizer, 0, steps, "cosine")
     frames_of = [np.flatnonzero(owner == v) for v in range(len(features))]
     batch_size = min(batch_size, len(features))
     targets = torch.arange(batch_size)

@@ -168,7 +168,7 @@ def _truncate_metrics(run_dir: Path, step: int) -> None:
     path = run_dir / "metrics.csv"
     if path.is_file():
         with open(path, newline="") as handle:
-            rows = [r for r in csv.DictReader(handle) if _csv_step(r) is not None and _csv_step(r) <= step]
+            rows = [r for r in csv.DictReader(handle) if (row_step := _csv_step(r)) is not None and row_step <= step]
         with open(path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, CSV_COLUMNS)
             writer.writeheader()

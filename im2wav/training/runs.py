@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from .checkpointing import checkpoint_config, checkpoint_state
+from .checkpointing import check_settings_match, checkpoint_config, checkpoint_state
 from .loop import LossFn, TrainingConfig, train
 from .run_setup import ModelSource, setup_model, write_run_config
 from .run_lock import run_lock
@@ -100,7 +100,7 @@ def _run(run, cfg: TrainingConfig, model: nn.Module, resume, loss_fn: LossFn, tr
             "last_loss": result.losses[-1] if result.losses else None, "val_loss": result.val_loss}
 
 
-def _vqvae_loss_config(run: VQVAERunConfig, loss_overrides: dict, resume, measure: Callable[[], dict]):
+def _vqvae_loss_config(loss_overrides: dict, resume, measure: Callable[[], dict]):
     """The run's `VQVAELossConfig`: the checkpoint's on resume, else defaults + overrides + measured statistics."""
     from ..losses.vqvae import VQVAELossConfig
 
@@ -111,12 +111,8 @@ def _vqvae_loss_config(run: VQVAERunConfig, loss_overrides: dict, resume, measur
     # checkpoints written before the objective left the model carry it in the model config
     saved = checkpoint_state(resume).get("extra", {}).get("vqvae_loss") or checkpoint_config(resume)
     loss = VQVAELossConfig.from_dict(saved)
-    differing = sorted(k for k, v in VQVAELossConfig.from_dict(loss_overrides).to_dict().items()
-                       if k in loss_overrides and v != loss.to_dict()[k])
-    if differing:
-        details = ", ".join(f"{k}: checkpoint {loss.to_dict()[k]!r} vs this run {loss_overrides[k]!r}" for k in differing)
-        raise ValueError(f"cannot resume from {resume}: its loss config differs ({details}). Resume with the original "
-                         "run's settings, or start a new run with --init to fine-tune from it")
+    requested = VQVAELossConfig.from_dict(loss_overrides).to_dict()  # validates the overrides
+    check_settings_match(loss.to_dict(), {k: requested[k] for k in loss_overrides}, resume, "loss config")
     return loss
 
 
@@ -161,7 +157,7 @@ def train_vqvae_run(run: VQVAERunConfig) -> dict:
         rng = np.random.default_rng([cfg.seed, 1_000_003])
         return bandwidth_stats(train_data.batch(train_data.draw(rng, run.bandwidth_windows))["audio"])  # (B, S)
 
-    loss_config = _vqvae_loss_config(run, {k: v for k, v in overrides.items() if k in loss_keys}, resume, measure)
+    loss_config = _vqvae_loss_config({k: v for k, v in overrides.items() if k in loss_keys}, resume, measure)
 
     def loss_fn(model: nn.Module, batch: dict, training: bool):
         out = vqvae_loss(model, batch["audio"], loss_config)  # (B, S) -> reconstructions + loss terms
