@@ -1,15 +1,14 @@
-"""The one exception type for user errors (bad flags, missing files): the CLI prints it as one line."""
+"""User errors (bad flags, missing files) and their one-line report, shared by every `im2wav`
+subcommand and `training_scripts/*.py` (through `im2wav.cli.run_command`)."""
+
+import os
+import sys
+from collections.abc import Callable
 
 
 class UserError(Exception):
     """A problem with the command line or the user's files: reported in one line, exit status 2."""
 
-
-# --- one-line error reporting for the stand-alone entry points (training scripts, converter) ---
-
-import os  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 
 # What a user can cause and fix: bad flags and values, missing, unreadable, unfit or existing files,
 # a full disk. Anything else (AttributeError, RuntimeError from torch, ...) is a bug and keeps its traceback.

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from transformers.audio_utils import hertz_to_mel, mel_filter_bank
 
 __all__ = ["mel_filterbank", "save_spectrogram_png", "spectrogram_figure", "spectrogram_image"]
 
@@ -26,16 +28,9 @@ _NICE_HZ = (0, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 24000)
 _NICE_SECONDS = (0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60)
 
 
-def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
 def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int) -> torch.Tensor:
-    """Triangular filters on the HTK mel scale from 0 Hz to `sample_rate / 2`, unnormalised.
+    """Triangular filters on the HTK mel scale from 0 Hz to `sample_rate / 2`, unnormalised
+    (`transformers.audio_utils.mel_filter_bank`, silent about bands too narrow to hold an FFT bin).
 
     Args:
         n_fft: FFT size (`n_fft // 2 + 1` frequency bins).
@@ -45,12 +40,10 @@ def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int) -> torch.Tensor:
     Returns:
         `[n_fft // 2 + 1, n_mels]` float32 weights.
     """
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2), n_mels + 2))  # [n_mels + 2]
-    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
-    rising = (freqs[:, None] - lower) / (centre - lower)  # [n_freqs, n_mels]
-    falling = (upper - freqs[:, None]) / (upper - centre)
-    return torch.from_numpy(np.clip(np.minimum(rising, falling), 0.0, None).astype(np.float32))
+    with warnings.catch_warnings():  # an empty band is a black row of the picture, nothing to warn about
+        warnings.simplefilter("ignore", UserWarning)
+        weights = mel_filter_bank(n_fft // 2 + 1, n_mels, 0.0, sample_rate / 2, sample_rate, mel_scale="htk")
+    return torch.from_numpy(weights.astype(np.float32))
 
 
 def _levels(audio: np.ndarray | torch.Tensor, sample_rate: int, n_mels: int, hop_length: int | None,
@@ -135,9 +128,9 @@ def spectrogram_figure(
     draw.rectangle([left - 1, top - 1, left + plot.width, top + plot_height], outline=ink)
 
     # frequency axis: nice values placed on the mel scale
-    mel_top = float(_hz_to_mel(sample_rate / 2))
+    mel_top = hertz_to_mel(sample_rate / 2, "htk")
     for hz in (h for h in _NICE_HZ if h <= sample_rate / 2):
-        y = top + plot_height - round(float(_hz_to_mel(hz)) / mel_top * plot_height)
+        y = top + plot_height - round(hertz_to_mel(hz, "htk") / mel_top * plot_height)
         draw.line([left - 5, y, left - 1, y], fill=ink)
         draw.text((left - 7, y), f"{hz:g}", fill=ink, font=font, anchor="rm")
     draw.text((4, top), "Hz", fill=ink, font=font, anchor="la")

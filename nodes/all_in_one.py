@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import comfy_hooks
 from .stages import (
     BATCH_SIZE_INPUT, FPS_INPUT, IMAGE_MODES, IMAGES_INPUT, MODE_TOOLTIP, MODEL_INPUT, audio_output, image_input,
-    sampling_inputs,
+    sampler_arguments, sampling_inputs,
 )
 from .types import CATEGORY, Im2WavModel
 
@@ -20,13 +20,10 @@ def _generate(im2wav_model: Im2WavModel, condition: dict, fps: float, seconds: f
         fps=fps,
         audio_length_in_s=seconds,
         guidance_scale=guidance_scale,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        generator=comfy_hooks.make_generator(seed, im2wav_model.load_device),
         num_waveforms_per_prompt=batch_size,
         output_type="pt",
         callback_on_step_end=comfy_hooks.progress_callback_on_step_end(),
+        **sampler_arguments(im2wav_model, temperature, top_k, top_p, seed),
     )
     return audio_output(output.audios, im2wav_model.sample_rate)
 

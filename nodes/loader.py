@@ -24,7 +24,8 @@ class Im2WavModelLoader:
                 "model": (comfy_hooks.list_pipelines(), {
                     "tooltip": "A pipeline folder (one holding model_index.json) in ComfyUI/models/im2wav/. "
                                f"'{comfy_hooks.BUNDLED_MODEL}' is the tiny model shipped with the node pack: it "
-                               "knows three shapes and three tones, enough to try the graphs.",
+                               "knows six picture classes (shapes and patterns) and their sounds, enough to try "
+                               "the graphs.",
                 }),
                 "device": (["auto", "cpu"], {
                     "default": "auto",

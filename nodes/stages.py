@@ -49,6 +49,12 @@ def sampling_inputs(include_length: bool) -> dict:
     return inputs
 
 
+def sampler_arguments(im2wav_model: Im2WavModel, temperature: float, top_k: int, top_p: float, seed: int) -> dict:
+    """The sampling widgets every sampling node passes on, ``seed`` as a generator on the model's device."""
+    return {"temperature": temperature, "top_k": top_k, "top_p": top_p,
+            "generator": comfy_hooks.make_generator(seed, im2wav_model.load_device)}
+
+
 def image_input(images, mode: str) -> dict:
     """ComfyUI IMAGE ``[B, H, W, C]`` -> the pipeline's argument: ``{"video": frames}`` (one frame
     sequence) or ``{"images": pictures}`` (one picture per row)."""
@@ -117,12 +123,9 @@ class Im2WavSampleLow:
             conditioning.image_embeds,
             audio_length_in_s=seconds,
             guidance_scale=guidance_scale,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            generator=comfy_hooks.make_generator(seed, im2wav_model.load_device),
             num_waveforms_per_prompt=batch_size,
             callback=comfy_hooks.progress_callback(),
+            **sampler_arguments(im2wav_model, temperature, top_k, top_p, seed),
         )
         return (Im2WavTokens(tokens, "low", conditioning),)
 
@@ -150,11 +153,8 @@ class Im2WavSampleUp:
         tokens = comfy_hooks.load_model(im2wav_model).sample_up(
             low_tokens.require("low", "im2wav Sample UP"),
             low_tokens.conditioning.image_embeds,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            generator=comfy_hooks.make_generator(seed, im2wav_model.load_device),
             callback=comfy_hooks.progress_callback(),
+            **sampler_arguments(im2wav_model, temperature, top_k, top_p, seed),
         )
         return (Im2WavTokens(tokens, "up", low_tokens.conditioning),)
 

@@ -18,6 +18,7 @@ import soundfile
 from tiny_components import tiny_stage_args
 
 from im2wav.cli import COMMANDS, main
+from im2wav.data.shards import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 VQ = tiny_stage_args("vqvae")
@@ -58,7 +59,7 @@ def stages(tmp_path_factory) -> dict[str, Path]:
 
 def test_the_stages_chain_into_a_pipeline_that_generates(stages, tmp_path, capsys):
     assert len(list((stages["world"] / "videos").glob("*.mp4"))) == 4
-    assert (stages["data"] / "manifest.jsonl").is_file() or any(stages["data"].iterdir())
+    assert len(read_manifest(stages["data"])) == 4  # every clip prepared
     for run in ("vqvae", "low", "up"):
         assert (stages[run] / "config.json").is_file(), run
     assert (stages["pipeline"] / "model_index.json").is_file()

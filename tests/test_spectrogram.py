@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from transformers.audio_utils import hertz_to_mel
 
 from im2wav.spectrogram_image import (
-    _hz_to_mel,
     mel_filterbank,
     save_spectrogram_png,
     spectrogram_figure,
@@ -40,7 +40,7 @@ def test_a_tone_sits_at_its_frequency_on_the_hz_axis(freq):
     figure = np.asarray(spectrogram_figure(tone(freq, 1.0), RATE)).astype(float)
     plot = figure[TOP:TOP + HEIGHT, LEFT:LEFT + 100].sum(axis=(1, 2))  # [H] brightness per row
     row = int(plot.argmax())
-    expected = HEIGHT - _hz_to_mel(freq) / _hz_to_mel(RATE / 2) * HEIGHT  # where the axis puts `freq`
+    expected = HEIGHT - hertz_to_mel(freq, "htk") / hertz_to_mel(RATE / 2, "htk") * HEIGHT  # where the axis puts `freq`
     assert abs(row - expected) <= 4, (row, expected)
 
 

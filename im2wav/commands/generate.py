@@ -16,6 +16,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import UserError
 from ..output_paths import check_outputs
@@ -103,8 +104,16 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"{_SAMPLING_FLAGS[name]} {rest}") from None
 
 
-def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
-    """`(input, [audio path per waveform])` for every input; checks the paths before any work."""
+class Outputs(NamedTuple):
+    """The files written for one waveform: the audio and, when asked for, its spectrogram and video."""
+
+    audio: Path
+    spectrogram: Path | None
+    video: Path | None
+
+
+def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Outputs]]]:
+    """`(input, [its files per waveform])` for every input; checks the paths before any work."""
     inputs = [Path(p) for p in args.inputs]
     for path in inputs:
         if not path.is_file():
@@ -124,7 +133,7 @@ def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
         def name(stem: str, k: int) -> Path:
             return out / (f"{stem}_{k}.wav" if args.num_waveforms > 1 else f"{stem}.wav")
 
-        plan = [(path, [name(path.stem, k) for k in range(args.num_waveforms)]) for path in inputs]
+        audio_plan = [(path, [name(path.stem, k) for k in range(args.num_waveforms)]) for path in inputs]
     else:
         if out.suffix.lower() not in AUDIO_SUFFIXES:
             if out.is_dir():
@@ -133,7 +142,7 @@ def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
                 raise UserError(f"--out {out} must end in .wav or .flac (or be an existing folder)")
         if not out.parent.is_dir():
             raise UserError(f"the folder of --out {out} does not exist")
-        plan = [(inputs[0], [out])]
+        audio_plan = [(inputs[0], [out])]
 
     if args.spectrogram is not None and several:
         if args.spectrogram.suffix.lower() == ".png":
@@ -142,25 +151,15 @@ def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Path]]]:
     elif args.spectrogram is not None and not args.spectrogram.parent.is_dir():
         raise UserError(f"the folder of --spectrogram {args.spectrogram} does not exist")
 
-    outputs = [
-        path
-        for source, audio_paths in plan
-        for audio_path in audio_paths
-        for path in (
-            audio_path,
-            _spectrogram_path(args, audio_path, several),
-            _video_path(source, audio_path) if args.mux_video else None,
-        )
-        if path is not None
-    ]
-    check_outputs(outputs, inputs + [Path(args.model)], overwrite=args.overwrite)
+    def outputs(source: Path, audio: Path) -> Outputs:
+        spectrogram = None if args.spectrogram is None else (
+            args.spectrogram / f"{audio.stem}.png" if several else args.spectrogram)
+        return Outputs(audio, spectrogram, _video_path(source, audio) if args.mux_video else None)
+
+    plan = [(source, [outputs(source, audio) for audio in audio_paths]) for source, audio_paths in audio_plan]
+    written = [path for _, files in plan for output in files for path in output if path is not None]
+    check_outputs(written, inputs + [Path(args.model)], overwrite=args.overwrite)
     return plan
-
-
-def _spectrogram_path(args: argparse.Namespace, audio_path: Path, several: bool) -> Path | None:
-    if args.spectrogram is None:
-        return None
-    return args.spectrogram / f"{audio_path.stem}.png" if several else args.spectrogram
 
 
 def _video_path(source: Path, audio_path: Path) -> Path:
@@ -209,7 +208,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     _check_options(args)
     plan = _plan_outputs(args)
-    several = len(plan) > 1 or args.num_waveforms > 1
     kinds = {source: is_video_file(source) for source, _ in plan}
     if args.mux_video:
         not_videos = [str(s) for s, is_video in kinds.items() if not is_video]
@@ -239,7 +237,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if args.seed is None:
         print(f"seed: {seed}", file=sys.stderr)
 
-    for source, audio_paths in plan:
+    for source, files in plan:
         if kinds[source]:
             video = load_video_frames(source, fps=args.fps, max_seconds=args.seconds or limit, short_side=short_side)
             condition: dict = {"video": video.frames}
@@ -261,17 +259,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             fps=args.fps,
             output_type="np",
         ).audios  # [n, 1, S]
-        for audio, audio_path in zip(audios, audio_paths):
-            write_audio(audio_path, audio[0], pipe.sample_rate, overwrite=args.overwrite)
-            written = [audio_path]
-            spectrogram_path = _spectrogram_path(args, audio_path, several)
-            if spectrogram_path is not None:
-                save_spectrogram_png(spectrogram_path, audio[0], pipe.sample_rate, overwrite=args.overwrite)
-                written.append(spectrogram_path)
-            if args.mux_video:
-                video_out = _video_path(source, audio_path)
-                written.append(
-                    mux_audio_into_video(source, audio[0], pipe.sample_rate, video_out, overwrite=args.overwrite)
-                )
-            print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+        for audio, output in zip(audios, files):
+            write_audio(output.audio, audio[0], pipe.sample_rate, overwrite=args.overwrite)
+            if output.spectrogram is not None:
+                save_spectrogram_png(output.spectrogram, audio[0], pipe.sample_rate, overwrite=args.overwrite)
+            if output.video is not None:
+                mux_audio_into_video(source, audio[0], pipe.sample_rate, output.video, overwrite=args.overwrite)
+            print("wrote " + ", ".join(str(p) for p in output if p is not None), file=sys.stderr)
     return 0
