@@ -251,9 +251,20 @@ def test_checkpoint_errors_name_the_flag(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(ValueError, match="pass it with --vggish-weights"):
         load_state_dict(None, "http://x/vggish.pth", "VGGish", "--vggish-weights")
+
+    # A downloaded file passes the checks of a local one: tensors only, a "state_dict" wrapper removed.
+    def fetch(url, dst, progress=True):
+        torch.save({"state_dict": {"w": torch.ones(2)}} if url.endswith("vggish.pth") else {"w": Path("x")}, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fetch)
+    state = load_state_dict(None, "http://x/vggish.pth", "VGGish", "--vggish-weights")
+    assert torch.equal(state["w"], torch.ones(2)) and (tmp_path / "hub" / "checkpoints" / "vggish.pth").is_file()
+    with pytest.raises(ValueError, match="weights_only"):
+        load_state_dict(None, "http://x/code.pth", "PaSST", "--passt-weights")  # a pickled object, not tensors
 
 
 def test_accuracy_chart_bar_lengths_follow_the_values(tmp_path):
