@@ -28,7 +28,7 @@ import torch
 from ..errors import UserError
 from ..media import read_audio_track
 from .audio_models import AudioEmbedder, AudioTagger, ClipAudioEncoder
-from .classifier_metrics import imagehear_accuracy, kl_divergence
+from .classifier_metrics import imagehear_accuracy, kl_divergence, top_labels
 from .clip_score import clip_scores
 from .frechet import fad
 from .generation import ClipCache, GenerationJob, cached_chunks
@@ -129,11 +129,6 @@ def _accuracy(probs: torch.Tensor, labels: Sequence[str], tagger: AudioTagger, i
     return {**result.to_dict(), "num_clips": len(rows)}
 
 
-def _top_labels(probs: torch.Tensor, tagger: AudioTagger, ignored: Sequence[str]) -> list[str]:
-    mask = torch.tensor([name in set(ignored) for name in tagger.label_names])
-    return [tagger.label_names[k] for k in probs.masked_fill(mask, float("-inf")).argmax(-1).tolist()]
-
-
 def score_vggsound(
     cache: ClipCache,
     jobs: Sequence[GenerationJob],
@@ -171,7 +166,7 @@ def score_vggsound(
     ref_cs = clip_scores(all_frames, torch.cat(ref_audio_embeds)) if ref_audio_embeds else None
     labels = [job.group for job in jobs]
     ignored = imagehear.ignored_labels if imagehear is not None else []
-    gen_top, ref_top = _top_labels(gen_p, tagger, ignored), _top_labels(ref_p, tagger, ignored)
+    gen_top, ref_top = top_labels(gen_p, tagger.label_names, ignored), top_labels(ref_p, tagger.label_names, ignored)
     return {
         "fad": fad(torch.cat(ref_embeds), torch.cat(gen_embeds)),
         "kl": float(per_kl.mean()),
