@@ -289,6 +289,24 @@ def test_vggsound_csv_matching(tmp_path):
         list_test_videos(tmp_path, csv_path, split="val")
 
 
+def test_reference_audio_is_the_first_seconds_of_the_sidecar_or_the_track():
+    from conftest import shared_path
+
+    from im2wav.evaluation.audio_folders import read_mono
+    from im2wav.evaluation.vggsound_protocol import REFERENCE_RATE, VggSoundVideo, reference_audio
+    from im2wav.media import read_audio_track
+
+    video = shared_path("data", "vggsound_examples") / "0nYltlo90Zc_147000_157000.mp4"
+    sidecar = video.with_suffix(".wav")
+    audio, rate = reference_audio(VggSoundVideo(video, "dog barking", sidecar), 0.5)
+    whole, whole_rate = read_mono(sidecar)
+    assert rate == whole_rate and np.array_equal(audio, whole[: round(0.5 * rate)])
+    # Without a sidecar: the video's own track at 32 kHz, decoded only as far as needed.
+    audio, rate = reference_audio(VggSoundVideo(video, "dog barking", video), 0.5)
+    whole = read_audio_track(video, REFERENCE_RATE)
+    assert rate == REFERENCE_RATE and np.array_equal(audio, whole[: REFERENCE_RATE // 2])
+
+
 # ----------------------------------------------------------------------------------------------
 # The paper's architectures with random weights (the eval extra)
 # ----------------------------------------------------------------------------------------------

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from ..errors import UserError
 from ..media import read_audio_track
+from .audio_folders import AUDIO_SUFFIXES, read_mono
 from .audio_models import AudioEmbedder, AudioTagger, ClipAudioEncoder
 from .classifier_metrics import imagehear_accuracy, kl_divergence, top_labels
 from .clip_score import clip_scores
@@ -79,7 +79,7 @@ def list_test_videos(folder: str | Path, csv_path: str | Path, split: str = "tes
             match = next((by_stem[s] for s in _candidate_stems(row[0].strip(), start) if s in by_stem), None)
             if match is None:
                 continue
-            sidecar = next((match.with_suffix(s) for s in (".wav", ".flac") if match.with_suffix(s).is_file()), match)
+            sidecar = next((match.with_suffix(s) for s in AUDIO_SUFFIXES if match.with_suffix(s).is_file()), match)
             videos.append(VggSoundVideo(path=match, label=row[2].strip(), reference=sidecar))
     if listed == 0:
         raise UserError(f"{csv_path} has no rows of split {split!r} (columns: youtube_id,start_seconds,label,split)")
@@ -98,14 +98,13 @@ def vggsound_jobs(videos: Sequence[VggSoundVideo], seed: int = 0) -> list[Genera
 
 def reference_audio(video: VggSoundVideo, seconds: float) -> tuple[np.ndarray, int]:
     """The first `seconds` of the video's reference audio as mono float32, and its rate."""
-    if video.reference.suffix.lower() in (".wav", ".flac"):
-        audio, rate = sf.read(str(video.reference), dtype="float32", always_2d=True)  # [S, C]
-        audio = audio.mean(axis=1)
-    else:
-        audio, rate = read_audio_track(video.reference, REFERENCE_RATE), REFERENCE_RATE
+    if video.reference.suffix.lower() in AUDIO_SUFFIXES:
+        audio, rate = read_mono(video.reference)
+        return audio[: round(seconds * rate)], rate
+    audio = read_audio_track(video.reference, REFERENCE_RATE, max_seconds=seconds)  # decodes only that much
     if audio.shape[0] == 0:
         raise UserError(f"{video.reference} holds no audio")
-    return audio[: round(seconds * rate)], int(rate)
+    return audio, REFERENCE_RATE
 
 
 def _runs_of_one_rate(clips: list[tuple[np.ndarray, int]]):
