@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,17 +108,6 @@ def reference_audio(video: VggSoundVideo, seconds: float) -> tuple[np.ndarray, i
     return audio, REFERENCE_RATE
 
 
-def _runs_of_one_rate(clips: list[tuple[np.ndarray, int]]):
-    """Consecutive clips of one sample rate as `(list of [S] tensors, rate)`, in order."""
-    start = 0
-    while start < len(clips):
-        end = start + 1
-        while end < len(clips) and clips[end][1] == clips[start][1]:
-            end += 1
-        yield [torch.from_numpy(audio) for audio, _ in clips[start:end]], clips[start][1]
-        start = end
-
-
 def _accuracy(probs: torch.Tensor, labels: Sequence[str], tagger: AudioTagger, imagehear: ImageHear) -> dict | None:
     to_class = {vgg: name for name, vggs in imagehear.to_vggsound.items() for vgg in vggs}
     rows = [k for k, label in enumerate(labels) if label in to_class]
@@ -154,7 +144,9 @@ def score_vggsound(
         if clip_audio_encoder is not None:
             gen_scores.append(clip_scores(frames, clip_audio_encoder.embed(audios, rate)))
             all_frames.extend(frames)
-        for ref_audios, ref_rate in _runs_of_one_rate([reference_audio(by_name[job.name], seconds) for job in part]):
+        references = [reference_audio(by_name[job.name], seconds) for job in part]
+        for ref_rate, run in itertools.groupby(references, key=lambda clip: clip[1]):  # models take one rate a call
+            ref_audios = [torch.from_numpy(audio) for audio, _ in run]
             ref_embeds.append(embedder.embed(ref_audios, ref_rate))
             ref_probs.append(tagger.class_probabilities(ref_audios, ref_rate))
             if clip_audio_encoder is not None:
