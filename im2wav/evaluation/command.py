@@ -24,15 +24,12 @@ import os
 import sys
 from pathlib import Path
 
+from ..commands.parsing import HelpFormatter
 from ..errors import UserError
 
 __all__ = ["build_parser", "main"]
 
 SUBCOMMANDS = ("imagehear", "vggsound")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown, and the usage examples of the module docstring kept as written."""
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -59,14 +56,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    bench = commands.add_parser("imagehear", formatter_class=_HelpFormatter,
+    bench = commands.add_parser("imagehear", formatter_class=HelpFormatter,
                                 help="IMAGEHEAR: accuracy and CLIP-score, per class (Table 1, right)")
     bench.add_argument("benchmark", type=Path, help="IMAGEHEAR folder (images + imagehear.json)")
     bench.add_argument("--per-class", type=int, default=120, help="clips per class (the paper: 120)")
     _add_common(bench)
-    vgg = commands.add_parser("vggsound", formatter_class=_HelpFormatter,
+    vgg = commands.add_parser("vggsound", formatter_class=HelpFormatter,
                               help="VGGSound test videos: FAD, KL, CLIP-score, accuracy (Table 1, left)")
     vgg.add_argument("videos", type=Path, help="folder of VGGSound videos (ID_STARTms_ENDms.mp4)")
     vgg.add_argument("--csv", required=True, type=Path, help="vggsound.csv: youtube_id,start_seconds,label,split")

@@ -15,13 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown, and the usage examples of the module docstring kept as written."""
+from ..commands.parsing import HelpFormatter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     bench = parser.add_argument_group("IMAGEHEAR: generate from the benchmark images and score the clips")
     bench.add_argument("--imagehear", default=None, help="IMAGEHEAR folder (images + imagehear.json)")
     bench.add_argument("--model", default=None, help="Im2WavPipeline folder or hub id to generate with")
