@@ -29,8 +29,6 @@ from ..errors import UserError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMANDS = ("imagehear", "vggsound")
-
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     gen = parser.add_argument_group("generation")
