@@ -30,13 +30,18 @@ from ..errors import UserError
 __all__ = ["build_parser", "main"]
 
 
+def add_generation_options(group: argparse._ArgumentGroup, seed_help: str) -> None:
+    """`--audio-length`, `--guidance-scale` and `--seed`, the paper's values as defaults (also the flag style's)."""
+    group.add_argument("--audio-length", type=float, default=4.0, help="seconds per clip (the paper: 4)")
+    group.add_argument("--guidance-scale", type=float, default=3.0, help="LOW prior guidance scale (the paper: 3)")
+    group.add_argument("--seed", type=int, default=0, help=seed_help)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     gen = parser.add_argument_group("generation")
     gen.add_argument("--model", required=True, help="Im2WavPipeline folder or hub id to evaluate")
     gen.add_argument("--out", required=True, type=Path, help="output folder (clips/, results.json, results.md, *.png)")
-    gen.add_argument("--audio-length", type=float, default=4.0, help="seconds per clip (the paper: 4)")
-    gen.add_argument("--guidance-scale", type=float, default=3.0, help="LOW prior guidance scale (the paper: 3)")
-    gen.add_argument("--seed", type=int, default=0, help="clip k of the job list uses seed + k")
+    add_generation_options(gen, seed_help="clip k of the job list uses seed + k")
     gen.add_argument("--batch-size", type=int, default=8, help="conditions generated per pipeline call")
     gen.add_argument("--device", default=None, help="torch device (default: accelerate's / cuda when available / cpu)")
     metrics = parser.add_argument_group("metric models")
