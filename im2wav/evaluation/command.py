@@ -129,12 +129,11 @@ def _run(args: argparse.Namespace) -> dict | None:
     is_main = rank == 0
 
     # 2. The jobs
-    imagehear = None
     if args.command == "imagehear":
         from .imagehear_protocol import imagehear_jobs
 
         imagehear = load_imagehear(args.benchmark)
-        jobs, missing_videos, videos = imagehear_jobs(imagehear, args.per_class, args.seed), 0, []
+        jobs = imagehear_jobs(imagehear, args.per_class, args.seed)
     else:
         from .vggsound_protocol import list_test_videos, vggsound_jobs
 
