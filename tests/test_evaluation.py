@@ -171,8 +171,6 @@ def test_kl_rejects_unnormalised_rows_and_mismatched_shapes():
         kl_divergence(torch.full((2, 4), 0.25), torch.full((3, 4), 0.25))
 
 
-
-
 def test_accuracy_bookkeeping_on_hand_built_predictions():
     #                     Music Dog  Bark Cat  Meow Animal
     probs = torch.tensor([[0.9, 0.0, 0.1, 0.0, 0.0, 0.0],  # Dog: Music ignored -> Bark: correct

@@ -251,9 +251,20 @@ def test_checkpoint_errors_name_the_flag(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(ValueError, match="pass it with --vggish-weights"):
         load_state_dict(None, "http://x/vggish.pth", "VGGish", "--vggish-weights")
+
+    # A downloaded file passes the checks of a local one: tensors only, a "state_dict" wrapper removed.
+    def fetch(url, dst, progress=True):
+        torch.save({"state_dict": {"w": torch.ones(2)}} if url.endswith("vggish.pth") else {"w": Path("x")}, dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fetch)
+    state = load_state_dict(None, "http://x/vggish.pth", "VGGish", "--vggish-weights")
+    assert torch.equal(state["w"], torch.ones(2)) and (tmp_path / "hub" / "checkpoints" / "vggish.pth").is_file()
+    with pytest.raises(ValueError, match="weights_only"):
+        load_state_dict(None, "http://x/code.pth", "PaSST", "--passt-weights")  # a pickled object, not tensors
 
 
 def test_accuracy_chart_bar_lengths_follow_the_values(tmp_path):
@@ -276,6 +287,24 @@ def test_vggsound_csv_matching(tmp_path):
     assert missing == 1
     with pytest.raises(UserError, match="no rows of split 'val'"):
         list_test_videos(tmp_path, csv_path, split="val")
+
+
+def test_reference_audio_is_the_first_seconds_of_the_sidecar_or_the_track():
+    from conftest import shared_path
+
+    from im2wav.evaluation.audio_folders import read_mono
+    from im2wav.evaluation.vggsound_protocol import REFERENCE_RATE, VggSoundVideo, reference_audio
+    from im2wav.media import read_audio_track
+
+    video = shared_path("data", "vggsound_examples") / "0nYltlo90Zc_147000_157000.mp4"
+    sidecar = video.with_suffix(".wav")
+    audio, rate = reference_audio(VggSoundVideo(video, "dog barking", sidecar), 0.5)
+    whole, whole_rate = read_mono(sidecar)
+    assert rate == whole_rate and np.array_equal(audio, whole[: round(0.5 * rate)])
+    # Without a sidecar: the video's own track at 32 kHz, decoded only as far as needed.
+    audio, rate = reference_audio(VggSoundVideo(video, "dog barking", video), 0.5)
+    whole = read_audio_track(video, REFERENCE_RATE)
+    assert rate == REFERENCE_RATE and np.array_equal(audio, whole[: REFERENCE_RATE // 2])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,7 +360,12 @@ def test_wav2clip_loads_the_release_layout():
     with torch.no_grad():
         expected = torch.nn.functional.normalize(source(audio), dim=-1)
     torch.testing.assert_close(encoder.embed(audio, 16000), expected, atol=1e-5, rtol=1e-4)
-    assert encoder.embed(audio[:, :16000], 8000).shape == (2, 512)  # resampled to 16 kHz
+    # 8 kHz audio reaches the model resampled to 16 kHz.
+    import torchaudio.functional as AF
+
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(source(AF.resample(audio[:, :16000], 8000, 16000)), dim=-1)
+    torch.testing.assert_close(encoder.embed(audio[:, :16000], 8000), expected, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="audio_transform"):
         load_wav2clip(weights={k: v for k, v in checkpoint.items() if k.startswith("audio_encoder.")})
 

@@ -34,6 +34,7 @@ __all__ = [
     "AudioTagger",
     "CallableClipAudioEncoder",
     "ClipAudioEncoder",
+    "LogitsTagger",
     "TransformersAudioClassifier",
     "load_audio_classifier",
     "load_clip_audio_encoder",
@@ -125,7 +126,21 @@ def _looks_like_local_path(source: str) -> bool:
     return os.path.isabs(source) or source.startswith((".", "~")) or source.count("/") > 1 or (os.sep != "/" and os.sep in source)
 
 
-class TransformersAudioClassifier:
+class LogitsTagger:
+    """An `AudioTagger` whose `class_probabilities` come from its `logits(audios, sample_rate)` `[B, K]`."""
+
+    multi_label: bool
+
+    def class_probabilities(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
+        """Class probabilities `[B, K]`: softmax of the logits, or sigmoid when `multi_label`.
+
+        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
+        """
+        logits = self.logits(audios, sample_rate)
+        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+
+
+class TransformersAudioClassifier(LogitsTagger):
     """An `AudioEmbedder` and `AudioTagger` from a `transformers` audio-classification model.
 
     Args:
@@ -167,14 +182,6 @@ class TransformersAudioClassifier:
         `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
         """
         return torch.cat([self.model(**inputs).logits.float().cpu() for inputs in self._batches(audios, sample_rate)])
-
-    def class_probabilities(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
-        """Class probabilities `[B, K]`: softmax of the logits, or sigmoid when `multi_label`.
-
-        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
-        """
-        logits = self.logits(audios, sample_rate)
-        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
 
     @torch.no_grad()
     def embed(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Where the paper's metric models get their weights and AudioSet label names.
 
 Every model takes a local file (`--passt-weights`, ...) or, by default, the URL its own package
-publishes (fetched once into torch's hub cache, `~/.cache/torch/hub/checkpoints`). Files are read
-with `torch.load(weights_only=True)`: tensors only, never arbitrary pickled code.
+publishes (fetched once into torch's hub cache, `~/.cache/torch/hub/checkpoints`). Files, downloaded
+or not, are read with `torch.load(weights_only=True)`: tensors only, never arbitrary pickled code.
 
 AudioSet's label names come from its `class_labels_indices.csv` (columns `index,mid,display_name`),
 the order PaSST's 527 outputs follow.
@@ -23,6 +23,21 @@ AUDIOSET_LABELS_URL = "http://storage.googleapis.com/us_audioset/youtube_corpus/
 AUDIOSET_NUM_CLASSES = 527
 
 
+def _download(url: str, folder: str, what: str, flag: str) -> Path:
+    """The file at `url`, fetched once into `folder` of torch's hub cache (written atomically by torch)."""
+    path = Path(torch.hub.get_dir()) / folder / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(path), progress=False)
+        except Exception as err:  # urllib, HTTP and socket errors all end here
+            raise ValueError(
+                f"cannot download {what} from {url} ({type(err).__name__}: {err}); "
+                f"download the file on a machine with internet access and pass it with {flag} PATH"
+            ) from err
+    return path
+
+
 def load_state_dict(
     source: str | os.PathLike | dict | None, default_url: str, what: str, flag: str
 ) -> dict[str, torch.Tensor]:
@@ -41,13 +56,7 @@ def load_state_dict(
     if isinstance(source, dict):
         return source
     if source is None:
-        try:
-            return torch.hub.load_state_dict_from_url(default_url, map_location="cpu", progress=False)
-        except Exception as err:  # urllib, HTTP and socket errors all end here
-            raise ValueError(
-                f"cannot download the {what} weights from {default_url} ({type(err).__name__}: {err}); "
-                f"download the file on a machine with internet access and pass it with {flag} PATH"
-            ) from err
+        source = _download(default_url, "checkpoints", f"the {what} weights", flag)
     path = Path(os.path.expanduser(str(source)))
     if not path.is_file():
         raise FileNotFoundError(f"{what} weights {str(path)!r} not found: pass the checkpoint file with {flag} PATH")
@@ -77,17 +86,7 @@ def load_audioset_labels(source: str | os.PathLike | None = None) -> list[str]:
         ValueError: the file is not that CSV (wrong columns, indices not 0..526), or the download failed.
     """
     if source is None:
-        cached = Path(torch.hub.get_dir()) / "audioset" / "class_labels_indices.csv"
-        if not cached.is_file():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                torch.hub.download_url_to_file(AUDIOSET_LABELS_URL, str(cached), progress=False)
-            except Exception as err:
-                raise ValueError(
-                    f"cannot download the AudioSet label names from {AUDIOSET_LABELS_URL} ({type(err).__name__}: {err}); "
-                    "download class_labels_indices.csv elsewhere and pass it with --audioset-labels PATH"
-                ) from err
-        source = cached
+        source = _download(AUDIOSET_LABELS_URL, "audioset", "the AudioSet label names", "--audioset-labels")
     path = Path(os.path.expanduser(str(source)))
     if not path.is_file():
         raise FileNotFoundError(f"AudioSet label file {str(path)!r} not found: pass class_labels_indices.csv")

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["AccuracyResult", "check_tagger_labels", "imagehear_accuracy", "kl_divergence", "paired_kl_divergence"]
+__all__ = [
+    "AccuracyResult",
+    "check_tagger_labels",
+    "imagehear_accuracy",
+    "kl_divergence",
+    "paired_kl_divergence",
+    "top_labels",
+]
 
 # Probabilities are clamped away from 0 and 1 so that log(0) never appears: a classifier that
 # puts exactly zero mass on a class the reference predicts would otherwise give an infinite KL.
@@ -147,6 +154,19 @@ def check_tagger_labels(
         )
 
 
+def top_labels(probs: torch.Tensor, label_names: Sequence[str], ignored_labels: Iterable[str] = ()) -> list[str]:
+    """The top predicted label of every row of `probs` `[N, K]`, never one of `ignored_labels`.
+
+    Raises:
+        ValueError: every label is ignored.
+    """
+    ignored = set(ignored_labels)
+    mask = torch.tensor([name in ignored for name in label_names], dtype=torch.bool)  # [K]
+    if bool(mask.all()):
+        raise ValueError("every label is ignored: nothing can be predicted")
+    return [label_names[k] for k in probs.masked_fill(mask, float("-inf")).argmax(dim=-1).tolist()]
+
+
 def imagehear_accuracy(
     probs: torch.Tensor,
     item_classes: Sequence[str],
@@ -183,19 +203,12 @@ def imagehear_accuracy(
     if probs.shape[0] == 0:
         raise ValueError("no clips to score")
     check_tagger_labels(label_names, class_to_labels, ignored_labels)
-    index = {name: k for k, name in enumerate(label_names)}
-    ignored = set(ignored_labels)
     wanted = {c: set(labels) for c, labels in class_to_labels.items()}
     missing = sorted(set(item_classes) - wanted.keys())
     if missing:
         raise ValueError(f"classes {missing} have no entry in class_to_labels")
 
-    mask = torch.zeros(len(label_names), dtype=torch.bool)
-    mask[[index[name] for name in ignored]] = True
-    if bool(mask.all()):
-        raise ValueError("every label is ignored: nothing can be predicted")
-    top = probs.masked_fill(mask, float("-inf")).argmax(dim=-1)  # [N]
-    predictions = [label_names[k] for k in top.tolist()]
+    predictions = top_labels(probs, label_names, ignored_labels)
     correct = [pred in wanted[c] for pred, c in zip(predictions, item_classes)]
 
     per_class: dict[str, float] = {}

@@ -24,24 +24,24 @@ import os
 import sys
 from pathlib import Path
 
+from ..commands.parsing import HelpFormatter
 from ..errors import UserError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMANDS = ("imagehear", "vggsound")
 
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown, and the usage examples of the module docstring kept as written."""
+def add_generation_options(group: argparse._ArgumentGroup, seed_help: str) -> None:
+    """`--audio-length`, `--guidance-scale` and `--seed`, the paper's values as defaults (also the flag style's)."""
+    group.add_argument("--audio-length", type=float, default=4.0, help="seconds per clip (the paper: 4)")
+    group.add_argument("--guidance-scale", type=float, default=3.0, help="LOW prior guidance scale (the paper: 3)")
+    group.add_argument("--seed", type=int, default=0, help=seed_help)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     gen = parser.add_argument_group("generation")
     gen.add_argument("--model", required=True, help="Im2WavPipeline folder or hub id to evaluate")
     gen.add_argument("--out", required=True, type=Path, help="output folder (clips/, results.json, results.md, *.png)")
-    gen.add_argument("--audio-length", type=float, default=4.0, help="seconds per clip (the paper: 4)")
-    gen.add_argument("--guidance-scale", type=float, default=3.0, help="LOW prior guidance scale (the paper: 3)")
-    gen.add_argument("--seed", type=int, default=0, help="clip k of the job list uses seed + k")
+    add_generation_options(gen, seed_help="clip k of the job list uses seed + k")
     gen.add_argument("--batch-size", type=int, default=8, help="conditions generated per pipeline call")
     gen.add_argument("--device", default=None, help="torch device (default: accelerate's / cuda when available / cpu)")
     metrics = parser.add_argument_group("metric models")
@@ -59,14 +59,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(prog="evaluate", description=__doc__, formatter_class=HelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    bench = commands.add_parser("imagehear", formatter_class=_HelpFormatter,
+    bench = commands.add_parser("imagehear", formatter_class=HelpFormatter,
                                 help="IMAGEHEAR: accuracy and CLIP-score, per class (Table 1, right)")
     bench.add_argument("benchmark", type=Path, help="IMAGEHEAR folder (images + imagehear.json)")
     bench.add_argument("--per-class", type=int, default=120, help="clips per class (the paper: 120)")
     _add_common(bench)
-    vgg = commands.add_parser("vggsound", formatter_class=_HelpFormatter,
+    vgg = commands.add_parser("vggsound", formatter_class=HelpFormatter,
                               help="VGGSound test videos: FAD, KL, CLIP-score, accuracy (Table 1, left)")
     vgg.add_argument("videos", type=Path, help="folder of VGGSound videos (ID_STARTms_ENDms.mp4)")
     vgg.add_argument("--csv", required=True, type=Path, help="vggsound.csv: youtube_id,start_seconds,label,split")
@@ -129,12 +129,11 @@ def _run(args: argparse.Namespace) -> dict | None:
     is_main = rank == 0
 
     # 2. The jobs
-    imagehear = None
     if args.command == "imagehear":
         from .imagehear_protocol import imagehear_jobs
 
         imagehear = load_imagehear(args.benchmark)
-        jobs, missing_videos, videos = imagehear_jobs(imagehear, args.per_class, args.seed), 0, []
+        jobs = imagehear_jobs(imagehear, args.per_class, args.seed)
     else:
         from .vggsound_protocol import list_test_videos, vggsound_jobs
 

@@ -15,13 +15,12 @@ import json
 import sys
 from pathlib import Path
 
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults shown, and the usage examples of the module docstring kept as written."""
+from ..commands.parsing import HelpFormatter
+from .command import add_generation_options
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     bench = parser.add_argument_group("IMAGEHEAR: generate from the benchmark images and score the clips")
     bench.add_argument("--imagehear", default=None, help="IMAGEHEAR folder (images + imagehear.json)")
     bench.add_argument("--model", default=None, help="Im2WavPipeline folder or hub id to generate with")
@@ -33,9 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "(.pt2) or TorchScript, for the CLIP-score; skipped when absent")
     bench.add_argument("--clip-audio-rate", type=int, default=16000, help="sample rate the CLIP audio encoder expects")
     bench.add_argument("--per-image", type=int, default=1, help="clips generated per image")
-    bench.add_argument("--audio-length", type=float, default=4.0, help="seconds per generated clip")
-    bench.add_argument("--guidance-scale", type=float, default=3.0, help="classifier-free guidance scale")
-    bench.add_argument("--seed", type=int, default=0, help="clip k of image i uses seed + i * per_image + k")
+    add_generation_options(bench, seed_help="clip k of image i uses seed + i * per_image + k")
     bench.add_argument("--save-audio", default=None, help="folder to also write the generated clips to (WAV)")
     folders = parser.add_argument_group("folders: FAD and KL between generated and reference clips")
     folders.add_argument("--generated", default=None, help="folder of generated .wav/.flac clips")

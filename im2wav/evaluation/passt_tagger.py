@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .audio_models import AudioInput, prepare_waveforms
+from .audio_models import AudioInput, LogitsTagger, prepare_waveforms
 from .checkpoints import load_state_dict
 from .clip_windows import equal_length_batches, pad_to_length, split_into_windows
 
@@ -36,7 +36,7 @@ PASST_WEIGHTS_URL = (
 )
 
 
-class PasstTagger:
+class PasstTagger(LogitsTagger):
     """An `AudioTagger` around a PaSST-like model.
 
     Args:
@@ -103,14 +103,6 @@ class PasstTagger:
         sums = torch.zeros(len(clips), len(self.label_names)).index_add_(0, torch.tensor(owner), per_window)
         counts = torch.bincount(torch.tensor(owner), minlength=len(clips)).float()
         return sums / counts[:, None]  # [B, K]
-
-    def class_probabilities(self, audios: AudioInput, sample_rate: int) -> torch.Tensor:
-        """`[B, K]` softmax (or, with `multi_label`, sigmoid) of `logits`.
-
-        `audios`: mono clips (see `prepare_waveforms`) at `sample_rate` Hz.
-        """
-        logits = self.logits(audios, sample_rate)
-        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
 
 
 def build_passt(arch: str = PASST_ARCH) -> torch.nn.Module:

@@ -16,19 +16,20 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from ..errors import UserError
 from ..media import read_audio_track
+from .audio_folders import AUDIO_SUFFIXES, read_mono
 from .audio_models import AudioEmbedder, AudioTagger, ClipAudioEncoder
-from .classifier_metrics import imagehear_accuracy, kl_divergence
+from .classifier_metrics import imagehear_accuracy, kl_divergence, top_labels
 from .clip_score import clip_scores
 from .frechet import fad
 from .generation import ClipCache, GenerationJob, cached_chunks
@@ -79,7 +80,7 @@ def list_test_videos(folder: str | Path, csv_path: str | Path, split: str = "tes
             match = next((by_stem[s] for s in _candidate_stems(row[0].strip(), start) if s in by_stem), None)
             if match is None:
                 continue
-            sidecar = next((match.with_suffix(s) for s in (".wav", ".flac") if match.with_suffix(s).is_file()), match)
+            sidecar = next((match.with_suffix(s) for s in AUDIO_SUFFIXES if match.with_suffix(s).is_file()), match)
             videos.append(VggSoundVideo(path=match, label=row[2].strip(), reference=sidecar))
     if listed == 0:
         raise UserError(f"{csv_path} has no rows of split {split!r} (columns: youtube_id,start_seconds,label,split)")
@@ -98,25 +99,13 @@ def vggsound_jobs(videos: Sequence[VggSoundVideo], seed: int = 0) -> list[Genera
 
 def reference_audio(video: VggSoundVideo, seconds: float) -> tuple[np.ndarray, int]:
     """The first `seconds` of the video's reference audio as mono float32, and its rate."""
-    if video.reference.suffix.lower() in (".wav", ".flac"):
-        audio, rate = sf.read(str(video.reference), dtype="float32", always_2d=True)  # [S, C]
-        audio = audio.mean(axis=1)
-    else:
-        audio, rate = read_audio_track(video.reference, REFERENCE_RATE), REFERENCE_RATE
+    if video.reference.suffix.lower() in AUDIO_SUFFIXES:
+        audio, rate = read_mono(video.reference)
+        return audio[: round(seconds * rate)], rate
+    audio = read_audio_track(video.reference, REFERENCE_RATE, max_seconds=seconds)  # decodes only that much
     if audio.shape[0] == 0:
         raise UserError(f"{video.reference} holds no audio")
-    return audio[: round(seconds * rate)], int(rate)
-
-
-def _runs_of_one_rate(clips: list[tuple[np.ndarray, int]]):
-    """Consecutive clips of one sample rate as `(list of [S] tensors, rate)`, in order."""
-    start = 0
-    while start < len(clips):
-        end = start + 1
-        while end < len(clips) and clips[end][1] == clips[start][1]:
-            end += 1
-        yield [torch.from_numpy(audio) for audio, _ in clips[start:end]], clips[start][1]
-        start = end
+    return audio, REFERENCE_RATE
 
 
 def _accuracy(probs: torch.Tensor, labels: Sequence[str], tagger: AudioTagger, imagehear: ImageHear) -> dict | None:
@@ -127,11 +116,6 @@ def _accuracy(probs: torch.Tensor, labels: Sequence[str], tagger: AudioTagger, i
     result = imagehear_accuracy(probs[rows], [to_class[labels[k]] for k in rows], tagger.label_names,
                                 imagehear.to_audioset, imagehear.ignored_labels)
     return {**result.to_dict(), "num_clips": len(rows)}
-
-
-def _top_labels(probs: torch.Tensor, tagger: AudioTagger, ignored: Sequence[str]) -> list[str]:
-    mask = torch.tensor([name in set(ignored) for name in tagger.label_names])
-    return [tagger.label_names[k] for k in probs.masked_fill(mask, float("-inf")).argmax(-1).tolist()]
 
 
 def score_vggsound(
@@ -160,7 +144,9 @@ def score_vggsound(
         if clip_audio_encoder is not None:
             gen_scores.append(clip_scores(frames, clip_audio_encoder.embed(audios, rate)))
             all_frames.extend(frames)
-        for ref_audios, ref_rate in _runs_of_one_rate([reference_audio(by_name[job.name], seconds) for job in part]):
+        references = [reference_audio(by_name[job.name], seconds) for job in part]
+        for ref_rate, run in itertools.groupby(references, key=lambda clip: clip[1]):  # models take one rate a call
+            ref_audios = [torch.from_numpy(audio) for audio, _ in run]
             ref_embeds.append(embedder.embed(ref_audios, ref_rate))
             ref_probs.append(tagger.class_probabilities(ref_audios, ref_rate))
             if clip_audio_encoder is not None:
@@ -171,7 +157,7 @@ def score_vggsound(
     ref_cs = clip_scores(all_frames, torch.cat(ref_audio_embeds)) if ref_audio_embeds else None
     labels = [job.group for job in jobs]
     ignored = imagehear.ignored_labels if imagehear is not None else []
-    gen_top, ref_top = _top_labels(gen_p, tagger, ignored), _top_labels(ref_p, tagger, ignored)
+    gen_top, ref_top = top_labels(gen_p, tagger.label_names, ignored), top_labels(ref_p, tagger.label_names, ignored)
     return {
         "fad": fad(torch.cat(ref_embeds), torch.cat(gen_embeds)),
         "kl": float(per_kl.mean()),
