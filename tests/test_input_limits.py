@@ -105,6 +105,20 @@ def test_hd_video_frames_cost_memory_of_the_request_not_of_the_file(tmp_path):
     assert increase < 120 * MiB, f"decoding 1 s of 1080p took {increase / MiB:.0f} MiB"
 
 
+def test_checking_an_original_checkpoint_leaves_its_weights_in_the_file(tmp_path):
+    _needs_proc_peak_reset()
+    # 128 MiB of weights, read memory-mapped: the NaN/inf check touches every page and must give them
+    # back (without that the whole file became resident: about 150 MiB).
+    path, warm_up = tmp_path / "vqvae.pth.tar", tmp_path / "small.pth.tar"
+    torch.save({"hps": {"levels": 2}, "model": {f"encoders.{i}.w": torch.zeros(2 * MiB) for i in range(16)}}, path)
+    torch.save({"hps": {"levels": 2}, "model": {"encoders.0.w": torch.zeros(8)}}, warm_up)
+    increase = _peak_rss_increase(
+        f"from im2wav.convert import read_original_checkpoint\nread_original_checkpoint({str(warm_up)!r})",
+        f"checkpoint = read_original_checkpoint({str(path)!r})\nassert checkpoint.mapped",
+    )
+    assert increase < 80 * MiB, f"reading a 128 MiB checkpoint held {increase / MiB:.0f} MiB"
+
+
 def test_comfyui_image_tensor_is_converted_frame_by_frame(tmp_path):
     _needs_proc_peak_reset()
     # A ComfyUI IMAGE: [F, H, W, C] float32 in 0..1, 60 frames of 720p = 663 MB. A float64 copy of it
