@@ -94,7 +94,7 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
         grey = np.clip(np.rint(values / scale), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, mode="L").convert("RGB")
     if mode == "F":
-        values = np.asarray(image, dtype=np.float32)  # exact for 16-bit values, half the memory of float64
+        values = np.asarray(image, dtype=np.float32)  # the image's own 32-bit floats: no float64 copy
         if not np.isfinite(values).all():
             raise ValueError("the float image holds NaN or inf pixels; fix or re-export the image")
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
