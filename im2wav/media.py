@@ -113,6 +113,13 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
         raise ValueError(f"cannot convert a {mode!r} image to RGB ({err}); re-save it as an RGB PNG or JPEG") from err
 
 
+def _open_image(source: PathLike | BinaryIO) -> Image.Image:
+    """`Image.open` (header only) without Pillow's decompression-bomb warning: our own limit is lower."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
 def _check_pixel_count(image: Image.Image, name: str) -> None:
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
@@ -148,9 +155,7 @@ def load_image(source: PathLike | BinaryIO | Image.Image, short_side: int | None
         if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
             raise FileNotFoundError(f"image not found: {source}")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is below
-                image = Image.open(source)
+            image = _open_image(source)
             _check_pixel_count(image, str(name))
             image.load()  # decode now: a truncated file fails here, not later inside CLIP
         except Image.DecompressionBombError as err:
@@ -198,10 +203,8 @@ def is_video_file(path: PathLike) -> bool:
     import av
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path):
-                return False
+        with _open_image(path):
+            return False
     except Image.DecompressionBombError:
         return False  # an image, refused with its own message by `load_image`
     except (UnidentifiedImageError, OSError):
