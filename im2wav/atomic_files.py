@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .output_paths import check_output_folder
+
 PathLike = str | os.PathLike
 
 __all__ = ["atomic_folder", "atomic_output", "atomic_write_text"]
@@ -126,8 +128,6 @@ def atomic_folder(
         marker_files: an existing non-empty `path` is replaced only if it holds one of these names
             (see `im2wav.output_paths.check_output_folder`).
     """
-    from .output_paths import check_output_folder
-
     path = Path(path)
     check_output_folder(path, overwrite=overwrite, inputs=inputs, marker_files=marker_files)
     try:

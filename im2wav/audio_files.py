@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic_files import atomic_output
+from .output_paths import same_path
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -273,7 +274,7 @@ def mux_audio_into_video(
     import av
 
     video_path, out_path = Path(video_path), Path(out_path)
-    if out_path.resolve() == video_path.resolve() or (out_path.exists() and out_path.samefile(video_path)):
+    if same_path(out_path, video_path):
         raise ValueError(f"refusing to mux into {out_path}: it is the input video itself; choose another output name")
     audio = _as_mono(audio)
     with open_container(video_path) as probe:

@@ -45,13 +45,13 @@ def _is_path(item: Any) -> bool:
     return isinstance(item, (str, os.PathLike))
 
 
+def _is_image_array(item: Any) -> bool:
+    return isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 3
+
+
 def _is_frame(item: Any) -> bool:
     """One image: a Pillow image, an image file path, or an `[H, W, C]` array."""
-    return (
-        isinstance(item, Image.Image)
-        or _is_path(item)
-        or (isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 3)
-    )
+    return isinstance(item, Image.Image) or _is_path(item) or _is_image_array(item)
 
 
 def check_num_waveforms(num_waveforms_per_prompt: int, batch_size: int = 1) -> None:
@@ -115,27 +115,20 @@ def _frame_to_uint8(frame: np.ndarray | torch.Tensor) -> np.ndarray:
     """One `[H, W, 3]` frame, uint8 or float in 0..1 (checked), -> uint8 numpy `[H, W, 3]`."""
     if isinstance(frame, torch.Tensor):
         frame = frame.detach().to("cpu")
-        if frame.dtype == torch.uint8:
-            return frame.numpy()
-        frame = frame.float()  # float16/bfloat16 -> float32; float32 stays as it is (no copy)
-        if not torch.isfinite(frame).all():
-            raise ValueError("the image array contains NaN or inf values")
-        low, high = float(frame.min()), float(frame.max())
-        pixels = None if low < 0.0 or high > 1.0 else torch.round(frame * 255.0).to(torch.uint8).numpy()
-    else:
-        frame = np.asarray(frame)
-        if frame.dtype == np.uint8:
-            return frame
-        if not np.isfinite(frame).all():
-            raise ValueError("the image array contains NaN or inf values")
-        low, high = float(frame.min()), float(frame.max())
-        pixels = None if low < 0.0 or high > 1.0 else np.rint(frame * np.float32(255.0)).astype(np.uint8)
-    if pixels is None:
+        # float16/bfloat16/float64 -> float32 (numpy has no bfloat16); uint8 and float32 are not copied
+        frame = (frame if frame.dtype == torch.uint8 else frame.float()).numpy()
+    frame = np.asarray(frame)
+    if frame.dtype == np.uint8:
+        return frame
+    if not np.isfinite(frame).all():
+        raise ValueError("the image array contains NaN or inf values")
+    low, high = float(frame.min()), float(frame.max())
+    if low < 0.0 or high > 1.0:
         raise ValueError(
             f"float image arrays must lie in 0..1, got values in {low:.4g}..{high:.4g}; "
             "divide 0..255 data by 255 or pass uint8"
         )
-    return pixels
+    return np.rint(frame * np.float32(255.0)).astype(np.uint8)
 
 
 def array_to_images(
@@ -199,10 +192,6 @@ def _one_item(
     )
 
 
-def _is_image_array(item: Any) -> bool:
-    return isinstance(item, (np.ndarray, torch.Tensor)) and item.ndim == 3
-
-
 def _split_images(images: ImageInput) -> list[Any]:
     """`images`: every element is one picture (or one video file); never a frame sequence."""
     if isinstance(images, (np.ndarray, torch.Tensor)):
@@ -216,7 +205,7 @@ def _split_images(images: ImageInput) -> list[Any]:
         if len(images) == 0:
             raise ValueError("got an empty image list; pass at least one image")
         for item in images:
-            if not (isinstance(item, Image.Image) or _is_path(item) or _is_image_array(item)):
+            if not _is_frame(item):
                 kind = f"an array of shape {tuple(item.shape)}" if hasattr(item, "shape") else type(item).__name__
                 raise TypeError(f"each element of `images` is one picture (a Pillow image, an image or video file, "
                                 f"an [H, W, C] array), got {kind}; pass frame sequences as `video=`")
@@ -238,7 +227,7 @@ def _split_videos(video: ImageInput) -> list[Any]:
     if isinstance(video, (list, tuple)):
         if len(video) == 0:
             raise ValueError("got an empty `video` list; a frame sequence needs at least one frame")
-        if all(isinstance(x, Image.Image) or _is_path(x) or _is_image_array(x) for x in video):
+        if all(_is_frame(x) for x in video):
             return [list(video)]  # one sequence of frames
         if all(isinstance(x, (list, tuple)) or (isinstance(x, (np.ndarray, torch.Tensor)) and x.ndim == 4)
                for x in video):

@@ -94,7 +94,7 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
         grey = np.clip(np.rint(values / scale), 0, 255).astype(np.uint8)
         return Image.fromarray(grey, mode="L").convert("RGB")
     if mode == "F":
-        values = np.asarray(image, dtype=np.float32)  # exact for 16-bit values, half the memory of float64
+        values = np.asarray(image, dtype=np.float32)  # the image's own 32-bit floats: no float64 copy
         if not np.isfinite(values).all():
             raise ValueError("the float image holds NaN or inf pixels; fix or re-export the image")
         scale = 255.0 if values.max(initial=0) <= 1.0 else 1.0
@@ -111,6 +111,13 @@ def to_rgb(image: Image.Image, background: tuple[int, int, int] = (255, 255, 255
         return image.convert("RGB")
     except (ValueError, OSError) as err:
         raise ValueError(f"cannot convert a {mode!r} image to RGB ({err}); re-save it as an RGB PNG or JPEG") from err
+
+
+def _open_image(source: PathLike | BinaryIO) -> Image.Image:
+    """`Image.open` (header only) without Pillow's decompression-bomb warning: our own limit is lower."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
 
 
 def _check_pixel_count(image: Image.Image, name: str) -> None:
@@ -148,9 +155,7 @@ def load_image(source: PathLike | BinaryIO | Image.Image, short_side: int | None
         if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
             raise FileNotFoundError(f"image not found: {source}")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is below
-                image = Image.open(source)
+            image = _open_image(source)
             _check_pixel_count(image, str(name))
             image.load()  # decode now: a truncated file fails here, not later inside CLIP
         except Image.DecompressionBombError as err:
@@ -198,10 +203,8 @@ def is_video_file(path: PathLike) -> bool:
     import av
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path):
-                return False
+        with _open_image(path):
+            return False
     except Image.DecompressionBombError:
         return False  # an image, refused with its own message by `load_image`
     except (UnidentifiedImageError, OSError):

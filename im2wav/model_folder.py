@@ -74,7 +74,8 @@ def _read_json_object(path: Path) -> dict:
 
 def _meta_model(name: str, subfolder: Path) -> torch.nn.Module:
     """The component's model class built from its config on the meta device (no memory used)."""
-    config = _read_json_object(subfolder / "config.json")
+    config_path = subfolder / "config.json"
+    config = _read_json_object(config_path)
     try:
         with torch.device("meta"):
             if name == "image_encoder":

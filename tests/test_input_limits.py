@@ -12,7 +12,6 @@ import sys
 import textwrap
 import zipfile
 import zlib
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 from PIL import Image
 from tiny_components import TINY_SECONDS, tiny_image, tiny_pipe  # noqa: F401  (pytest fixtures)
 
+from im2wav.audio_files import mux_frames
 from im2wav.clip_encoder import embed_images, tiny_clip_vision
 from im2wav.convert import read_original_checkpoint
 from im2wav.image_processor import MAX_WAVEFORMS, array_to_images, encoder_short_side, prepare_frames
@@ -73,19 +73,19 @@ def _write_yuv_video(path: Path, seconds: float, width: int, height: int, fps: i
     """A low-bitrate H.264 video made directly from YUV planes (fast even at HD sizes)."""
     import av
 
+    num_frames = int(seconds * fps)
     with av.open(str(path), mode="w") as output:
         stream = output.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.bit_rate = 200_000
         planes = np.full((height * 3 // 2, width), 128, dtype=np.uint8)
-        for k in range(int(seconds * fps)):
-            planes[:height] = 40 + (200 * k) // max(1, int(seconds * fps) - 1)
-            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
-            frame.pts, frame.time_base = k, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
+
+        def frames():
+            for k in range(num_frames):
+                planes[:height] = 40 + (200 * k) // max(1, num_frames - 1)
+                yield av.VideoFrame.from_ndarray(planes, format="yuv420p")
+
+        mux_frames(output, stream, frames(), fps)
     return path
 
 
@@ -103,6 +103,20 @@ def test_hd_video_frames_cost_memory_of_the_request_not_of_the_file(tmp_path):
         "assert len(frames[0]) == 30 and min(frames[0][0].size) == 32",
     )
     assert increase < 120 * MiB, f"decoding 1 s of 1080p took {increase / MiB:.0f} MiB"
+
+
+def test_checking_an_original_checkpoint_leaves_its_weights_in_the_file(tmp_path):
+    _needs_proc_peak_reset()
+    # 128 MiB of weights, read memory-mapped: the NaN/inf check touches every page and must give them
+    # back (without that the whole file became resident: about 150 MiB).
+    path, warm_up = tmp_path / "vqvae.pth.tar", tmp_path / "small.pth.tar"
+    torch.save({"hps": {"levels": 2}, "model": {f"encoders.{i}.w": torch.zeros(2 * MiB) for i in range(16)}}, path)
+    torch.save({"hps": {"levels": 2}, "model": {"encoders.0.w": torch.zeros(8)}}, warm_up)
+    increase = _peak_rss_increase(
+        f"from im2wav.convert import read_original_checkpoint\nread_original_checkpoint({str(warm_up)!r})",
+        f"checkpoint = read_original_checkpoint({str(path)!r})\nassert checkpoint.mapped",
+    )
+    assert increase < 80 * MiB, f"reading a 128 MiB checkpoint held {increase / MiB:.0f} MiB"
 
 
 def test_comfyui_image_tensor_is_converted_frame_by_frame(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import av
 import numpy as np
@@ -278,6 +279,16 @@ def test_mux_rejects_files_without_video(tmp_path):
     with pytest.raises(ValueError, match="no video stream"):
         mux_audio_into_video(wav, np.zeros(100), 16000, tmp_path / "out.mp4")
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_mux_never_writes_onto_its_input_video(tmp_path):
+    video = make_test_video(tmp_path / "in.mp4", seconds=0.2, fps=10)
+    before = video.read_bytes()
+    os.link(video, tmp_path / "link.mp4")
+    for out in (video, tmp_path / "sub" / ".." / "in.mp4", tmp_path / "link.mp4"):
+        with pytest.raises(ValueError, match="the input video itself"):
+            mux_audio_into_video(video, np.zeros(1600, dtype=np.float32), 16000, out, overwrite=True)
+    assert video.read_bytes() == before
 
 
 # ------------------------------------------------------------------------------------------------

@@ -44,6 +44,16 @@ def test_config_asking_for_a_huge_model_is_refused_without_allocating(tiny_pipe_
         check_pipeline_folder(folder)
 
 
+def test_config_that_builds_no_model_is_named(tiny_pipe_dir, tmp_path):  # noqa: F811
+    folder = shutil.copytree(tiny_pipe_dir, tmp_path / "invalid")
+    config_path = folder / "vqvae" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["downs_t"] = config["downs_t"][:1]  # one entry for two levels
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="vqvae/config.json does not describe a valid vqvae"):
+        check_pipeline_folder(folder)
+
+
 @pytest.mark.parametrize(
     "damage",
     [

@@ -239,9 +239,8 @@ def test_two_training_processes_on_one_run_folder(tmp_path):
             capture_output=True, text=True, cwd=REPO_ROOT,
         )
         assert second.returncode == 2
-        assert second.stderr.strip().splitlines() == [
-            line for line in second.stderr.strip().splitlines() if line.startswith("train_vqvae.py: error:")
-        ]
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("train_vqvae.py: error:"), lines
         assert f"process {holder.pid}" in second.stderr
         assert json.loads((run / LOCK_FILE).read_text())["pid"] == holder.pid
     finally:

@@ -183,7 +183,7 @@ def test_non_image_inputs_are_named_for_what_they_are(tiny_pipe_dir, tmp_path, c
 # silent wrong results
 
 
-def test_audio_shorter_than_one_token_is_refused(tiny_pipe, image_path, tmp_path, capsys):  # noqa: F811
+def test_audio_shorter_than_one_token_is_refused(tiny_pipe):  # noqa: F811
     with pytest.raises(ValueError, match="shorter than one token"):
         tiny_pipe(tiny_image(0), audio_length_in_s=1e-9)
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .page_release import release_pages
+
 VQVAE_PREFIXES = ("encoders.", "decoders.", "bottleneck.")
 PRIOR_PREFIX = "prior."
 
@@ -124,9 +126,18 @@ def _check_archive_sizes(path: Path) -> None:
         )
 
 
-def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
-    """Refuse weights holding NaN or inf: they convert fine and then generate silence or noise."""
-    bad = [key for key, value in state_dict.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+def _check_finite(state_dict: dict[str, torch.Tensor], path: Path, mapped: bool) -> None:
+    """Refuse weights holding NaN or inf: they convert fine and then generate silence or noise.
+
+    With `mapped` (tensors paging in from the file) each tensor's pages are released once checked,
+    so the check does not make the whole checkpoint resident before the converters read it.
+    """
+    bad = []
+    for key, value in state_dict.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            bad.append(key)
+        if mapped:
+            release_pages(value)
     if bad:
         raise ValueError(
             f"{path} holds NaN or inf weights in {len(bad)} tensor(s) (first: {bad[0]!r}); the checkpoint is "
@@ -134,8 +145,8 @@ def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
         )
 
 
-def _load_safely(path: Path) -> object:
-    if zipfile.is_zipfile(path):
+def _load_safely(path: Path, is_zip: bool) -> object:
+    if is_zip:
         _check_archive_sizes(path)
         # List what the pickle would import before unpickling anything, to name it in the error.
         try:
@@ -147,7 +158,7 @@ def _load_safely(path: Path) -> object:
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
             # mmap: tensors stay in the file until read (an optimizer state that is never read costs nothing)
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as err:
         message = str(err)
         if "Unsupported global" in message or "GLOBAL" in message or "allowlisted" in message:
@@ -198,7 +209,8 @@ def read_original_checkpoint(path: str | os.PathLike) -> OriginalCheckpoint:
                                 "`.pth.tar` files such as `vqvae.pth.tar`, `low.pth.tar`, `up.pth.tar`)")
     if not path.is_file():
         raise ValueError(f"{path} is not a file; pass the `.pth.tar` checkpoint file itself")
-    obj = _load_safely(path)
+    mapped = zipfile.is_zipfile(path)  # torch's zip format can be memory-mapped; the legacy pickle cannot
+    obj = _load_safely(path, mapped)
     if not isinstance(obj, dict) or "hps" not in obj or "model" not in obj:
         found = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(f"{path} is not an original IM2WAV checkpoint: expected a dict with 'hps' and 'model' "
@@ -208,7 +220,7 @@ def read_original_checkpoint(path: str | os.PathLike) -> OriginalCheckpoint:
         raise ValueError(f"{path}: 'hps' should be a dict of hyperparameters, got {type(hps).__name__}")
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(f"{path}: 'model' should be a state dict of tensors")
-    _check_finite(state_dict, path)
+    _check_finite(state_dict, path, mapped)
     step = obj.get("step")
     return OriginalCheckpoint(
         hps=hps,
@@ -216,5 +228,5 @@ def read_original_checkpoint(path: str | os.PathLike) -> OriginalCheckpoint:
         kind=_kind(state_dict, path),
         step=int(step) if isinstance(step, (int, np.integer)) else None,
         path=str(path),
-        mapped=zipfile.is_zipfile(path),
+        mapped=mapped,
     )
