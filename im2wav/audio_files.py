@@ -203,9 +203,10 @@ def mux_frames(output, stream, frames, rate: float, step: int = 1) -> None:
         rate: the time base's rate (frames per second; samples per second for audio).
         step: time-base units per frame (1 for video; samples per frame for audio).
     """
+    time_base = 1 / Fraction(rate).limit_denominator(1001)  # 29.97 fps -> 100/2997 s, not 1/29
     for k, frame in enumerate(frames):
         frame.pts = k * step
-        frame.time_base = Fraction(1, int(rate))
+        frame.time_base = time_base
         for packet in stream.encode(frame):
             output.mux(packet)
     for packet in stream.encode(None):
