@@ -27,6 +27,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "encode_audio_stream",
     "mux_frames",
+    "muxed_video_suffix",
     "mux_audio_into_video",
     "open_container",
     "read_audio_track",
@@ -248,6 +249,16 @@ def _reencode_video_stream(source: Path, audio: np.ndarray, sample_rate: int, ou
         for packet in out_video.encode(None):
             output.mux(packet)
         encode_audio_stream(output, out_audio, audio, sample_rate)
+
+
+MUX_SUFFIXES = (".mp4", ".mkv", ".mov")
+
+
+def muxed_video_suffix(source: PathLike) -> str:
+    """The container of a copy of video `source` with new sound: its own if `mux_audio_into_video`
+    writes it (.mp4, .mkv, .mov), else .mp4."""
+    suffix = Path(source).suffix.lower()
+    return suffix if suffix in MUX_SUFFIXES else ".mp4"
 
 
 def mux_audio_into_video(

@@ -168,10 +168,9 @@ def video_with_audio(video, audio: dict):
     if isinstance(source, (str, os.PathLike)):
         import folder_paths
 
-        from im2wav.media import mux_audio_into_video
+        from im2wav.audio_files import mux_audio_into_video, muxed_video_suffix
 
-        suffix = Path(source).suffix.lower() if Path(source).suffix.lower() in (".mp4", ".mkv", ".mov") else ".mp4"
-        out = Path(folder_paths.get_temp_directory()) / f"im2wav_{uuid.uuid4().hex}{suffix}"
+        out = Path(folder_paths.get_temp_directory()) / f"im2wav_{uuid.uuid4().hex}{muxed_video_suffix(source)}"
         out.parent.mkdir(parents=True, exist_ok=True)
         mux_audio_into_video(source, audio["waveform"][0], audio["sample_rate"], out)
         return VideoFromFile(str(out))

@@ -25,7 +25,6 @@ from .parsing import command_parser
 NAME = "generate"
 
 AUDIO_SUFFIXES = (".wav", ".flac")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 DEFAULT_SECONDS = 4.096
 
 
@@ -163,8 +162,9 @@ def _plan_outputs(args: argparse.Namespace) -> list[tuple[Path, list[Outputs]]]:
 
 
 def _video_path(source: Path, audio_path: Path) -> Path:
-    suffix = source.suffix.lower() if source.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
-    return audio_path.with_suffix(suffix)
+    from ..audio_files import muxed_video_suffix
+
+    return audio_path.with_suffix(muxed_video_suffix(source))
 
 
 def _resolve_device(name: str):
