@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..commands.parsing import HelpFormatter
-from .command import add_generation_options
+from .generation_options import add_generation_options
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
