@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from im2wav.huge_pages import use_huge_pages
 from im2wav.models.prior import PRESETS, Im2WavPrior
 from im2wav.sampling import decode_one_token, prefill, sample_low_tokens, sample_up_tokens
 
@@ -90,7 +91,9 @@ def prior_config(kind: str, paper: bool) -> dict:
 
 
 def build(kind: str, paper: bool, device: torch.device, dtype: torch.dtype) -> Im2WavPrior:
-    return Im2WavPrior(**prior_config(kind, paper)).to(device=device, dtype=dtype).eval()
+    prior = Im2WavPrior(**prior_config(kind, paper)).to(device=device, dtype=dtype).eval()
+    use_huge_pages(prior)  # as the samplers do before decoding
+    return prior
 
 
 def inputs(prior: Im2WavPrior, rows: int, device: torch.device) -> dict:
@@ -154,6 +157,7 @@ def bench_bf16(args, device) -> dict:
     kw = inputs(prior, 2, device)
     ref = prior(tokens, **kw)
     prior_bf16 = prior.to(torch.bfloat16)
+    use_huge_pages(prior_bf16)
     got = prior_bf16(tokens, **kw).float()
     same_top = (got.argmax(-1) == ref.argmax(-1)).float().mean().item()
     return {"bf16_ms": round(step_ms(prior_bf16, 2, args.steps), 2),

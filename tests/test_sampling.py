@@ -3,6 +3,8 @@ per-sample generators, windowed lengths for images and frame sequences, input er
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -182,6 +184,24 @@ def test_filtering_keeps_top_k_and_nucleus():
     assert torch.isinf(filter_logits(logits, top_p=0.8)).tolist() == [[False, False, True, True, True]]
     token = sample_next_token(logits.expand(50, 5), top_k=1)
     assert (token == 0).all()
+
+
+def test_sampled_tokens_follow_the_distribution():
+    # inverse transform sampling: the frequencies of 40,000 draws match the probabilities, and a token
+    # of probability 0 (filtered by top-k, or underflowing the softmax) is never drawn
+    logits = torch.tensor([2.0, 0.0, -math.inf, 1.0, -200.0, 0.5]).log_softmax(-1)
+    probs = torch.softmax(logits, -1)
+    draws = sample_next_token(logits.expand(40_000, 6), generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=6).double() / draws.numel()
+    assert draws.min() >= 0 and draws.max() <= 5
+    assert freq[2] == 0 and freq[4] == 0
+    assert torch.allclose(freq, probs.double(), atol=0.01), (freq, probs)
+    top2 = sample_next_token(logits.expand(2000, 6), top_k=2, generator=torch.Generator().manual_seed(1))
+    assert set(top2.tolist()) == {0, 3}
+    # one generator per row: row i equals a batch of one drawn with generator i
+    rows = sample_next_token(logits.expand(3, 6), generator=[torch.Generator().manual_seed(s) for s in (5, 6, 7)])
+    alone = [sample_next_token(logits[None], generator=torch.Generator().manual_seed(s)).item() for s in (5, 6, 7)]
+    assert rows.tolist() == alone
 
 
 def test_clear_errors(low, up):
