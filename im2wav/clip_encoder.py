@@ -8,7 +8,9 @@ and inference see identical features.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -21,7 +23,8 @@ try:  # transformers >= 5 splits the processor into backends; the PIL one needs 
 except ImportError:  # transformers 4.x: CLIPImageProcessor is the PIL implementation
     from transformers import CLIPImageProcessor
 
-__all__ = ["CLIP_MODEL_ID", "embed_images", "load_clip_image_encoder", "name_pil_processor", "tiny_clip_vision"]
+__all__ = ["CLIP_MODEL_ID", "embed_images", "load_clip_image_encoder", "name_in_transformers", "name_pil_processor",
+           "tiny_clip_vision"]
 
 
 def name_pil_processor() -> None:
@@ -30,10 +33,27 @@ def name_pil_processor() -> None:
     Pipelines saved under transformers 5 record their processor as `CLIPImageProcessorPil` in
     model_index.json; under 4.x that class is `CLIPImageProcessor`. Called before loading a pipeline.
     """
-    import transformers
+    name_in_transformers("CLIPImageProcessorPil", CLIPImageProcessor)
 
-    if not hasattr(transformers, "CLIPImageProcessorPil"):
-        transformers.CLIPImageProcessorPil = CLIPImageProcessor
+
+def name_in_transformers(name: str, obj: object) -> None:
+    """Make `transformers.<name>` resolve to `obj` (if transformers has no such name) for diffusers' loader.
+
+    The first import of `transformers.processing_utils` (4.x and 5.x alike) runs the package's
+    `__init__` again, which puts a new module into `sys.modules["transformers"]` and so drops any
+    name given to the old one. diffusers triggers that import while loading whichever transformers
+    component comes first, an order that follows Python's string hashing (`PYTHONHASHSEED`). So the
+    import happens here, first, and the name goes onto the module that results.
+
+    Args:
+        name: the attribute name, e.g. a class name recorded in a model_index.json.
+        obj: what it stands for.
+    """
+    importlib.import_module("transformers.processing_utils")
+    transformers = sys.modules["transformers"]
+    if not hasattr(transformers, name):
+        setattr(transformers, name, obj)
+
 
 CLIP_MODEL_ID = "openai/clip-vit-base-patch32"
 
