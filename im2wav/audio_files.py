@@ -31,6 +31,7 @@ __all__ = [
     "mux_audio_into_video",
     "open_container",
     "read_audio_track",
+    "samples_before_zero",
     "stream_duration",
     "write_audio",
 ]
@@ -63,6 +64,19 @@ def stream_duration(container, stream) -> float | None:
 
         return container.duration / av.time_base
     return None
+
+
+def samples_before_zero(frame, stream) -> int:
+    """How many of a decoded audio frame's first samples lie before time 0 (0 without a timestamp).
+
+    An AAC track starts with the encoder's priming (1024 samples). MP4 edit lists hide it; Matroska
+    stamps it before time 0, where the FFmpeg of PyAV < 18 still decodes it (later ones drop it),
+    so its timestamps are what tell it apart from the sound.
+    """
+    if frame.pts is None or frame.pts >= 0:
+        return 0
+    time_base = frame.time_base or stream.time_base
+    return min(frame.samples, round(-frame.pts * time_base * frame.sample_rate))
 
 
 def read_audio_track(path: PathLike, sample_rate: int = 16000, max_seconds: float | None = None) -> np.ndarray:
@@ -102,14 +116,15 @@ def read_audio_track(path: PathLike, sample_rate: int = 16000, max_seconds: floa
         # channels through resampling and average them here instead.
         resampler = av.AudioResampler(format="fltp", rate=sample_rate)
         chunks: list[np.ndarray] = []
-        decoded = 0
+        decoded = lead = 0  # lead: output samples before time 0, dropped below
         try:
             for frame in container.decode(stream):
+                lead += round(samples_before_zero(frame, stream) * sample_rate / frame.sample_rate)
                 frame.pts = None  # let the resampler count samples itself: broken timestamps are common
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray())  # [C, S]
                     decoded += chunks[-1].shape[1]
-                if limit is not None and decoded >= limit:
+                if limit is not None and decoded - lead >= limit:
                     break
             else:
                 for out in resampler.resample(None):
@@ -120,7 +135,7 @@ def read_audio_track(path: PathLike, sample_rate: int = 16000, max_seconds: floa
             ) from err
     if not chunks:
         return np.zeros(0, dtype=np.float32)
-    audio = np.concatenate(chunks, axis=1).mean(axis=0).astype(np.float32)  # [C, S] -> [S]
+    audio = np.concatenate(chunks, axis=1)[:, lead:].mean(axis=0).astype(np.float32)  # [C, S] -> [S]
     if declared is not None and declared > 0:
         audio = audio[: round(declared * sample_rate)]
     return audio[:limit] if limit is not None else audio
