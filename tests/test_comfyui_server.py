@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 START_TIMEOUT_S = 300
 RUN_TIMEOUT_S = 600
 VIDEO_SECONDS = 2.0  # the input video of the video example
+# How long one `POST /free` may go unanswered before it is repeated (an answered one takes well under 1 s).
+FREE_SIGNAL_WAIT_S = 15.0
 
 
 def free_port() -> int:
@@ -219,16 +221,30 @@ def test_video_example_runs_unmodified_and_its_sound_lasts_as_long_as_the_video(
 
 
 def test_free_model_and_node_cache_releases_the_im2wav_model(comfy_server):
-    """What the UI's "free model and node cache" button posts; the loader logs when the model is released."""
+    """What the UI's "free model and node cache" button posts; the loader logs when the model is released.
+
+    ComfyUI frees in its prompt worker, at the worker's next wake-up, which `/free` only signals.
+    A signal sent while the worker is busy between reading its flags and waiting again (it runs a
+    garbage collection there after a prompt) wakes nobody, and the worker then sleeps until the
+    next prompt or 1000 s (ComfyUI 0.3.64, main.py `prompt_worker`). So, as a user would press the
+    button again, the request is repeated while the model stays loaded.
+    """
     prompt_id = comfy_server.queue_prompt(load_prompt("image_to_audio"))
     assert comfy_server.wait_for_history(prompt_id)["status"]["status_str"] == "success"
     released_before = comfy_server.log.read_text().count("im2wav: released the model")
-    response = comfy_server.post("/free", {"unload_models": True, "free_memory": True})
-    assert response.status_code == 200
-    deadline = time.monotonic() + 180  # ComfyUI's worker frees at its next wake-up; the machine may be busy
+
+    def request_free() -> float:
+        assert comfy_server.post("/free", {"unload_models": True, "free_memory": True}).status_code == 200
+        return time.monotonic()
+
+    deadline = time.monotonic() + 180  # the machine may be busy
+    requests, requested_at = 1, request_free()
     while comfy_server.log.read_text().count("im2wav: released the model") == released_before:
         assert time.monotonic() < deadline, f"the im2wav model was not released:\n{comfy_server.log.read_text()[-3000:]}"
-        time.sleep(0.5)
+        if time.monotonic() - requested_at > FREE_SIGNAL_WAIT_S:  # the worker missed it
+            requests, requested_at = requests + 1, request_free()
+        time.sleep(0.2)
+    logger.info("the im2wav model was released after %d request(s) to free memory", requests)
     # and the next run loads it again, from disk
     loads_before = comfy_server.log.read_text().count("im2wav: loaded the model")
     prompt_id = comfy_server.queue_prompt(load_prompt("image_to_audio"))
