@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 
 from im2wav.models.codebook import EMACodebook, squared_distances
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_codebook(num_codes: int = 8, dim: int = 4, seed: int = 0, **kwargs) -> EMACodebook:
@@ -126,18 +133,34 @@ def test_half_precision_codebook_and_input():
 
 
 def test_distributed_update_runs_and_matches_single_process(tmp_path):
-    """With one rank, the all-reduce/broadcast path gives the single-process result."""
-    import torch.distributed as dist
+    """With one rank, the all-reduce/broadcast path gives the single-process result.
 
-    x = torch.randn(2, 4, 32)
-    single = make_codebook(seed=1).train()
-    torch.manual_seed(5)
-    single(x)
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        synced = make_codebook(seed=1).train()
-        torch.manual_seed(5)
-        synced(x)
-    finally:
-        dist.destroy_process_group()
-    torch.testing.assert_close(synced.codebook, single.codebook)
+    In a fresh interpreter that leaves by `os._exit`, never destroying its process group: before
+    torch 2.8 that can deadlock (the gloo destructor joins its worker threads holding the GIL while
+    a worker waits for the GIL to free a tensor; pytorch/pytorch#154976). The test process itself
+    then never joins a process group either.
+    """
+    code = f"""
+import os, sys
+import torch
+import torch.distributed as dist
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_codebook import make_codebook
+
+x = torch.randn(2, 4, 32)
+single = make_codebook(seed=1).train()
+torch.manual_seed(5)
+single(x)
+dist.init_process_group("gloo", init_method={f"file://{tmp_path / 'store'}"!r}, rank=0, world_size=1)
+assert dist.is_initialized()  # the codebook takes its distributed path
+synced = make_codebook(seed=1).train()
+torch.manual_seed(5)
+synced(x)
+torch.save({{"single": single.codebook, "synced": synced.codebook}}, {str(tmp_path / "books.pt")!r})
+os._exit(0)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    books = torch.load(tmp_path / "books.pt")
+    torch.testing.assert_close(books["synced"], books["single"])
