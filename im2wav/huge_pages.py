@@ -9,8 +9,8 @@ LOW step took 43.4 ms on 4 KiB pages and 40.4 ms on huge pages.
 
 `use_huge_pages(module)` moves each large floating-point CPU parameter into its own anonymous
 mapping advised `MADV_HUGEPAGE`, in place (`param.data`); a parameter already moved is left alone
-(until `module.to(...)` gives it new memory). Each parameter keeps a
-storage of its own, so saving (safetensors) and training see no difference. Where the platform has
+(until `module.to(...)` gives it new memory). Each parameter keeps a storage of its own, so saving
+(safetensors) and training see no difference. Where the platform has
 no transparent huge pages (not Linux, or THP set to `never`) nothing is moved.
 """
 
@@ -62,7 +62,9 @@ def use_huge_pages(module: nn.Module, min_bytes: int = HUGE_PAGE) -> int:
         return 0
     done = module.__dict__.setdefault(_MOVED, {})
     moved = 0
-    with torch.no_grad():
+    # called by the samplers under inference mode: the new storage must stay an ordinary tensor, or
+    # training the module afterwards would fail ("inference tensors cannot be saved for backward")
+    with torch.inference_mode(False), torch.no_grad():
         for param in module.parameters():  # shared (tied) parameters are listed once
             nbytes = param.numel() * param.element_size()
             if param.device.type != "cpu" or not param.is_floating_point() or nbytes < min_bytes:
