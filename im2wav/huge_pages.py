@@ -62,16 +62,16 @@ def use_huge_pages(module: nn.Module, min_bytes: int = HUGE_PAGE) -> int:
         return 0
     done = module.__dict__.setdefault(_MOVED, {})
     moved = 0
-    # called by the samplers under inference mode: the new storage must stay an ordinary tensor, or
-    # training the module afterwards would fail ("inference tensors cannot be saved for backward")
-    with torch.inference_mode(False), torch.no_grad():
-        for param in module.parameters():  # shared (tied) parameters are listed once
-            nbytes = param.numel() * param.element_size()
-            if param.device.type != "cpu" or not param.is_floating_point() or nbytes < min_bytes:
-                continue
-            if done.get(id(param)) == param.data_ptr():
-                continue
+    for param in module.parameters():  # shared (tied) parameters are listed once
+        nbytes = param.numel() * param.element_size()
+        if param.device.type != "cpu" or not param.is_floating_point() or nbytes < min_bytes:
+            continue
+        if done.get(id(param)) == param.data_ptr():
+            continue
+        # the samplers call this under inference mode: the copy keeps the kind of tensor the weight
+        # was (an ordinary one stays trainable; one made under inference mode stays an inference one)
+        with torch.inference_mode(param.data.is_inference()), torch.no_grad():
             param.data = huge_page_copy(param.data)
-            done[id(param)] = param.data_ptr()
-            moved += nbytes
+        done[id(param)] = param.data_ptr()
+        moved += nbytes
     return moved

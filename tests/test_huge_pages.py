@@ -61,6 +61,17 @@ def test_large_weights_move_once_and_keep_their_values(tmp_path):
         assert mapped >= HUGE_PAGE
 
 
+@pytest.mark.skipif(not huge_pages.huge_pages_available(), reason="no transparent huge pages on this platform")
+def test_weights_converted_under_inference_mode_still_run_there():
+    m = model()
+    x = torch.randn(2, 1024)
+    with torch.inference_mode():
+        m.to(torch.bfloat16)  # new weights made under inference mode
+        expected = m(x.bfloat16())
+        assert use_huge_pages(m) == 1024 * 1024 * 2
+        assert torch.equal(m(x.bfloat16()), expected)
+
+
 def test_nothing_moves_without_huge_pages(monkeypatch):
     monkeypatch.setattr(huge_pages, "huge_pages_available", lambda: False)
     m = model()
