@@ -163,14 +163,15 @@ def next_token_cdf(
         top_p: keep the nucleus of mass top_p (1.0: all).
 
     Returns:
-        FloatTensor [B, K], float64: in float64 the draw's cut (`u * total`, u < 1 in float32) stays
-        below the last cumulative sum, and a token of probability 0 adds nothing to it, so it is never drawn.
+        FloatTensor [B, K], float64 (float32 on MPS, which has no float64): in float64 the draw's cut
+        (`u * total`, u < 1 in float32) stays below the last cumulative sum, and a token of
+        probability 0 adds nothing to it, so it is never drawn.
     """
     if guidance_scale is not None:
         logits = apply_guidance(logits, guidance_scale)
     logits = logits.float() if temperature == 1.0 else logits.float() / temperature
     probs = torch.softmax(filter_logits(logits, top_k, top_p), dim=-1)
-    return probs.double().cumsum(dim=-1)
+    return probs.to(torch.float32 if probs.device.type == "mps" else torch.float64).cumsum(dim=-1)
 
 
 def draw_tokens(cdf: torch.Tensor, generator: Generator = None) -> torch.Tensor:
@@ -188,7 +189,8 @@ def draw_tokens(cdf: torch.Tensor, generator: Generator = None) -> torch.Tensor:
         u = torch.cat([torch.rand((1, 1), generator=g, device=cdf.device) for g in generator])
     else:
         u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device)
-    return torch.searchsorted(cdf, u.to(cdf.dtype) * cdf[:, -1:], right=True)[:, 0]
+    token = torch.searchsorted(cdf, u.to(cdf.dtype) * cdf[:, -1:], right=True)[:, 0]
+    return token.clamp_(max=cdf.shape[-1] - 1)  # in float32 (MPS) `u * total` can round up to the total
 
 
 def sample_next_token(
