@@ -85,7 +85,9 @@ def test_guidance_changes_output(tiny_pipe):
     with_guidance = tiny_pipe.sample_low(embeds, TINY_SECONDS, guidance_scale=3.0, generator=_gen())
     without = tiny_pipe.sample_low(embeds, TINY_SECONDS, guidance_scale=1.0, generator=_gen())
     assert with_guidance.shape == without.shape == (1, T_LOW)
-    assert (with_guidance != without).float().mean() > 0.4  # guidance reshapes the sequence (tiny pipe: 81% differ)
+    # guidance reshapes the sequence: 81% of the tiny pipe's tokens differ with transformers 5, 31% with the floor
+    # 4.40, whose CLIP initialisation draws another tiny image encoder (hence other embeddings)
+    assert (with_guidance != without).float().mean() > 0.2
 
 
 def test_the_image_conditions_the_audio(tiny_pipe):
