@@ -147,7 +147,7 @@ def train_shapes_world(root: Path, *, clips_per_class: int = 8, mismatched_per_c
     return {"world": world, "pipeline": root / "pipeline", "timings": timings}
 
 
-def train_patterns_world(root: Path, *, clips_per_class: int = 16, mismatched_per_class: int = 4, steps: dict | None = None,
+def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_per_class: int = 8, steps: dict | None = None,
                 recipe: dict | None = None, seed: int = 0, log=print) -> dict:
     """The patterns world (six classes, pairs told apart by pattern alone), trained with the demo recipe."""
     from im2wav.data.synthetic import make_synthetic_dataset
