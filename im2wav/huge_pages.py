@@ -9,8 +9,8 @@ LOW step took 43.4 ms on 4 KiB pages and 40.4 ms on huge pages.
 
 `use_huge_pages(module)` moves each large floating-point CPU parameter into its own anonymous
 mapping advised `MADV_HUGEPAGE`, in place (`param.data`); a parameter already moved is left alone
-(until `module.to(...)` gives it new memory). Each parameter keeps a
-storage of its own, so saving (safetensors) and training see no difference. Where the platform has
+(until `module.to(...)` gives it new memory). Each parameter keeps a storage of its own, so saving
+(safetensors) and training see no difference. Where the platform has
 no transparent huge pages (not Linux, or THP set to `never`) nothing is moved.
 """
 
@@ -62,14 +62,16 @@ def use_huge_pages(module: nn.Module, min_bytes: int = HUGE_PAGE) -> int:
         return 0
     done = module.__dict__.setdefault(_MOVED, {})
     moved = 0
-    with torch.no_grad():
-        for param in module.parameters():  # shared (tied) parameters are listed once
-            nbytes = param.numel() * param.element_size()
-            if param.device.type != "cpu" or not param.is_floating_point() or nbytes < min_bytes:
-                continue
-            if done.get(id(param)) == param.data_ptr():
-                continue
+    for param in module.parameters():  # shared (tied) parameters are listed once
+        nbytes = param.numel() * param.element_size()
+        if param.device.type != "cpu" or not param.is_floating_point() or nbytes < min_bytes:
+            continue
+        if done.get(id(param)) == param.data_ptr():
+            continue
+        # the samplers call this under inference mode: the copy keeps the kind of tensor the weight
+        # was (an ordinary one stays trainable; one made under inference mode stays an inference one)
+        with torch.inference_mode(param.data.is_inference()), torch.no_grad():
             param.data = huge_page_copy(param.data)
-            done[id(param)] = param.data_ptr()
-            moved += nbytes
+        done[id(param)] = param.data_ptr()
+        moved += nbytes
     return moved

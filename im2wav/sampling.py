@@ -4,8 +4,11 @@ Small free functions (gpt-fast style); the model computes, these only drive it:
 
 - `prefill`: the start token and a prompt through the prior, filling the cache;
 - `decode_one_token`: one new position; fixed shapes, so it compiles once (`compile=True`);
+- `decode_next_token_cdf`: a sampling step: `decode_one_token`, then the guided, filtered distribution
+  of the next token (compiled as one graph, so the mixing fuses with the network's last kernels);
 - `apply_guidance`: `null + s * (cond - null)` on a `[cond; null]` batch (one forward for both);
-- `filter_logits` / `sample_next_token`: temperature, top-k, top-p, per-sample generators;
+- `filter_logits` / `next_token_cdf` / `draw_tokens` / `sample_next_token`: temperature, top-k, top-p,
+  and one uniform number per token from per-sample generators;
 - `sample_low_tokens` / `sample_up_tokens`: the public entry points, any length (windows of `n_ctx`
   with hop `n_ctx // 2`; the overlap primes the cache of the next window);
 - `forced_decode_logits`: the cached decoder fed given tokens, returning its per-step logits (parity).
@@ -43,13 +46,15 @@ from .sampling_checks import Generator, check_generator, check_sampling_args
 from .sampling_windows import ORIGINAL_TOTAL_LENGTH, low_window_inputs, window_frames, window_starts
 
 __all__ = [
-    "ORIGINAL_TOTAL_LENGTH", "apply_guidance", "check_generator", "check_sampling_args", "decode_one_token",
-    "filter_logits", "forced_decode_logits", "low_window_inputs", "prefill", "sample_low_tokens",
-    "sample_next_token", "sample_up_tokens", "window_frames", "window_starts",
+    "ORIGINAL_TOTAL_LENGTH", "apply_guidance", "check_generator", "check_sampling_args", "decode_next_token_cdf",
+    "decode_one_token", "draw_tokens", "filter_logits", "forced_decode_logits", "low_window_inputs",
+    "next_token_cdf", "prefill", "sample_low_tokens", "sample_next_token", "sample_up_tokens", "window_frames",
+    "window_starts",
 ]
 
 Callback = Callable[[int, int], None]
-Step = Callable[[Im2WavPrior, torch.Tensor, torch.Tensor, PriorKVCache], torch.Tensor]
+Step = Callable[..., torch.Tensor]  # (prior, token [B], input_pos [1], cache, *mix) -> logits or distribution
+Mix = tuple  # (guidance_scale | None, temperature, top_k, top_p): logits -> next-token distribution
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,6 +89,20 @@ def decode_one_token(prior: Im2WavPrior, token: torch.Tensor, input_pos: torch.T
         Logits [B, K] at position `input_pos`.
     """
     return prior(token[:, None], input_pos=input_pos, kv_cache=cache)[:, 0]
+
+
+def decode_next_token_cdf(prior: Im2WavPrior, token: torch.Tensor, input_pos: torch.Tensor, cache: PriorKVCache,
+                          guidance_scale: float | None, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """One sampling step: `decode_one_token`, then `next_token_cdf` of its logits.
+
+    What `compile=True` compiles: the guidance mix, the filters, the softmax and the cumulative sum
+    then run in the graph instead of as separate eager operations (about a tenth of a small prior's
+    step at batch 8). The arguments after `cache` are Python constants of the graph.
+
+    Returns:
+        FloatTensor [B, K] (float64), the cumulative distribution of the token at `input_pos`.
+    """
+    return next_token_cdf(decode_one_token(prior, token, input_pos, cache), guidance_scale, temperature, top_k, top_p)
 
 
 def apply_guidance(logits: torch.Tensor, guidance_scale: float) -> torch.Tensor:
@@ -130,6 +149,50 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
+def next_token_cdf(
+    logits: torch.Tensor, guidance_scale: float | None = None, temperature: float = 1.0, top_k: int = 0,
+    top_p: float = 1.0,
+) -> torch.Tensor:
+    """The next token's distribution, as cumulative probabilities (for `draw_tokens`).
+
+    Args:
+        logits: [B, K] unnormalised log-probabilities, or the `[cond; null]` pair [2B, K] with `guidance_scale`.
+        guidance_scale: classifier-free guidance `s` (`apply_guidance`), or None for logits already mixed.
+        temperature: > 0; logits are divided by it.
+        top_k: keep the k most likely tokens (0: all).
+        top_p: keep the nucleus of mass top_p (1.0: all).
+
+    Returns:
+        FloatTensor [B, K], float64 (float32 on MPS, which has no float64): in float64 the draw's cut
+        (`u * total`, u < 1 in float32) stays below the last cumulative sum, and a token of
+        probability 0 adds nothing to it, so it is never drawn.
+    """
+    if guidance_scale is not None:
+        logits = apply_guidance(logits, guidance_scale)
+    logits = logits.float() if temperature == 1.0 else logits.float() / temperature
+    probs = torch.softmax(filter_logits(logits, top_k, top_p), dim=-1)
+    return probs.to(torch.float32 if probs.device.type == "mps" else torch.float64).cumsum(dim=-1)
+
+
+def draw_tokens(cdf: torch.Tensor, generator: Generator = None) -> torch.Tensor:
+    """Draw one token per row from cumulative probabilities [B, K] (`next_token_cdf`) -> LongTensor [B].
+
+    Inverse transform sampling: one uniform number per row (`torch.multinomial` draws an exponential
+    per vocabulary entry, about 40 us a row on a CPU, a quarter of a small prior's step at batch 8).
+
+    Args:
+        cdf: FloatTensor [B, K], non-decreasing along K.
+        generator: None (global RNG), one generator for the batch, or one per row (row i then
+            equals a batch-of-one draw with generator i).
+    """
+    if isinstance(generator, (list, tuple)):
+        u = torch.cat([torch.rand((1, 1), generator=g, device=cdf.device) for g in generator])
+    else:
+        u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device)
+    token = torch.searchsorted(cdf, u.to(cdf.dtype) * cdf[:, -1:], right=True)[:, 0]
+    return token.clamp_(max=cdf.shape[-1] - 1)  # in float32 (MPS) `u * total` can round up to the total
+
+
 def sample_next_token(
     logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, generator: Generator = None
 ) -> torch.Tensor:
@@ -143,19 +206,7 @@ def sample_next_token(
         generator: None (global RNG), one generator for the batch, or one per row (row i then
             equals a batch-of-one run with generator i).
     """
-    logits = logits.float() if temperature == 1.0 else logits.float() / temperature
-    probs = torch.softmax(filter_logits(logits, top_k, top_p), dim=-1)
-    # inverse transform sampling: one uniform number per row (torch.multinomial draws an exponential
-    # per vocabulary entry, about 40 us a row on a CPU, a quarter of a small prior's step at batch 8)
-    shape, device = (1, 1), probs.device
-    if isinstance(generator, (list, tuple)):
-        u = torch.cat([torch.rand(shape, generator=g, device=device) for g in generator])
-    else:
-        u = torch.rand((probs.shape[0], 1), generator=generator, device=device)
-    # in float64 the cut `u * total` (u < 1 in float32) stays below the last cumulative sum, and a
-    # token of probability 0 adds nothing to it, so it is never drawn
-    cdf = probs.double().cumsum(dim=-1)
-    return torch.searchsorted(cdf, u.double() * cdf[:, -1:], right=True)[:, 0]
+    return draw_tokens(next_token_cdf(logits, None, temperature, top_k, top_p), generator)
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,29 +217,30 @@ def _decode_window(
     prompt: torch.Tensor,
     num_new: int,
     pick: Callable[[torch.Tensor, int], torch.Tensor],
-    guidance_scale: float | None,
+    doubled: bool,
     step: Step = decode_one_token,
-    record: list[torch.Tensor] | None = None,
+    mix: Mix | None = None,
 ) -> torch.Tensor:
-    """Decode `num_new` tokens after `prompt` [B, P]; `pick(logits [B, K], n)` chooses token n.
+    """Decode `num_new` tokens after `prompt` [B, P]; `pick(out [B or 2B, K], n)` chooses token n.
 
-    With `guidance_scale` set, `cache` holds the batch `[cond; null]` (2B rows) and the logits given
-    to `pick` are the guided ones. `record` collects the unguided logits of each step.
+    `doubled`: `cache` holds the guidance pair `[cond; null]` (2B rows), each new token is fed to both.
+    Without `mix`, `step` is `decode_one_token` and `pick` gets the raw logits of every step. With
+    `mix` = (guidance_scale, temperature, top_k, top_p), `step` is `decode_next_token_cdf` and `pick`
+    gets the next token's cumulative distribution [B, K] (`next_token_cdf`).
     """
-    guided = guidance_scale is not None
-    double = (lambda t: torch.cat([t, t])) if guided else (lambda t: t)
+    double = (lambda t: torch.cat([t, t])) if doubled else (lambda t: t)
     P = prompt.shape[1]
     new = []
-    logits = prefill(prior, double(prompt), cache)
+    out = prefill(prior, double(prompt), cache)
+    if mix is not None:
+        out = next_token_cdf(out, *mix)
     input_pos = torch.tensor([P], device=prompt.device)
     for n in range(num_new):
-        if record is not None:
-            record.append(logits)
-        token = pick(apply_guidance(logits, guidance_scale) if guided else logits, n)
+        token = pick(out, n)
         new.append(token)
         if n + 1 < num_new:
             input_pos += 1  # in place: the position lives on the device, no host round trip per step
-            logits = step(prior, double(token), input_pos, cache)
+            out = step(prior, double(token), input_pos, cache, *(mix or ()))
     return torch.stack(new, dim=1)
 
 
@@ -211,14 +263,14 @@ def _check_frames(prior: Im2WavPrior, frame_embeds: torch.Tensor) -> None:
 
 
 def _token_picker(
-    temperature: float, top_k: int, top_p: float, generator: Generator, callback: Callback | None, total: int
+    generator: Generator, callback: Callback | None, total: int
 ) -> Callable[[torch.Tensor, int], torch.Tensor]:
-    """`pick(logits, n)` for `_decode_window`: sample a token, then report progress over all windows."""
+    """`pick(cdf, n)` for `_decode_window`: draw a token, then report progress over all windows."""
     done = 0
 
-    def pick(logits: torch.Tensor, n: int) -> torch.Tensor:
+    def pick(cdf: torch.Tensor, n: int) -> torch.Tensor:
         nonlocal done
-        token = sample_next_token(logits, temperature, top_k, top_p, generator)
+        token = draw_tokens(cdf, generator)
         done += 1
         if callback is not None:
             callback(done, total)
@@ -234,28 +286,28 @@ def _sample_windows(
     device: torch.device,
     window_cond: Callable[[int, int], PriorConditioning],
     pick: Callable[[torch.Tensor, int], torch.Tensor],
-    guidance_scale: float | None,
+    mix: Mix,
     compile: bool,
 ) -> torch.LongTensor:
     """Sample `num_tokens` tokens in windows of `n_ctx` with hop `n_ctx // 2`.
 
     `window_cond(start, length)` gives the conditioning of the window of `length` tokens from `start`
-    (the `[cond; null]` batch when `guidance_scale` is set). Each window is primed with the tokens it
-    shares with the previous one and decodes the rest; one cache serves every window.
+    (the `[cond; null]` batch when `mix` has a guidance scale). Each window is primed with the tokens
+    it shares with the previous one and decodes the rest; one cache serves every window.
     """
     n_ctx = prior.config.n_ctx
     length = min(n_ctx, num_tokens)
-    rows = batch_size if guidance_scale is None else 2 * batch_size
+    guided = mix[0] is not None
+    rows = 2 * batch_size if guided else batch_size
     cache = prior.new_kv_cache(rows, device=device)
     use_huge_pages(prior)  # a CPU step streams every weight: 2 MiB pages stream faster (im2wav.huge_pages)
-    step = compile_step(decode_one_token, device) if compile else decode_one_token
+    step = compile_step(decode_next_token_cdf, device) if compile else decode_next_token_cdf
     tokens = torch.zeros(batch_size, num_tokens, dtype=torch.long, device=device)
     done = 0
     with decode_threads(prior, rows):
         for start in window_starts(num_tokens, n_ctx, n_ctx // 2):
             cache.set_condition(**vars(window_cond(start, length)))
-            new = _decode_window(prior, cache, tokens[:, start:done], start + length - done, pick, guidance_scale,
-                                 step)
+            new = _decode_window(prior, cache, tokens[:, start:done], start + length - done, pick, guided, step, mix)
             tokens[:, done : start + length] = new  # (B, T_new)
             done = start + length
     return tokens
@@ -319,9 +371,9 @@ def sample_low_tokens(
         return prior.condition(2 * B, length, frames.repeat(2, 1, 1), timing=timing.repeat(2, 1),
                                unconditional=unconditional)
 
-    pick = _token_picker(temperature, top_k, top_p, generator, callback, num_tokens)
-    return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick,
-                           guidance_scale if guided else None, compile)
+    pick = _token_picker(generator, callback, num_tokens)
+    mix = (guidance_scale if guided else None, temperature, top_k, top_p)
+    return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick, mix, compile)
 
 
 @torch.inference_mode()
@@ -368,8 +420,9 @@ def sample_up_tokens(
         lower = low_tokens[:, start // factor : (start + length) // factor]
         return prior.condition(B, length, frame_embeds, lower_tokens=lower)
 
-    pick = _token_picker(temperature, top_k, top_p, generator, callback, num_tokens)
-    return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick, None, compile)
+    pick = _token_picker(generator, callback, num_tokens)
+    return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick,
+                           (None, temperature, top_k, top_p), compile)
 
 
 @torch.inference_mode()
@@ -410,11 +463,12 @@ def forced_decode_logits(
     raw, guided = [], []
 
     def pick(logits: torch.Tensor, n: int) -> torch.Tensor:
-        guided.append(logits)
+        raw.append(logits)
+        guided.append(logits if guidance_scale is None else apply_guidance(logits, guidance_scale))
         return tokens[:, n]
 
     step = compile_step(decode_one_token, tokens.device) if compile else decode_one_token
-    _decode_window(prior, cache, tokens[:, :0], T, pick, guidance_scale, step, record=raw)
+    _decode_window(prior, cache, tokens[:, :0], T, pick, guidance_scale is not None, step)
     raw = torch.stack(raw, dim=1)  # (B or 2B, T, K)
     out = {"guided": torch.stack(guided, dim=1)}
     if guidance_scale is not None:

@@ -15,7 +15,14 @@ import torch
 from im2wav.decoding import choose_threads, compile_step, decode_threads, step_work
 from im2wav.kv_cache import SparseKVCache
 from im2wav.models.sparse_attention import FactorizedAttention
-from im2wav.sampling import decode_one_token, forced_decode_logits, prefill, sample_low_tokens
+from im2wav.sampling import (
+    decode_next_token_cdf,
+    decode_one_token,
+    forced_decode_logits,
+    next_token_cdf,
+    prefill,
+    sample_low_tokens,
+)
 from test_prior import BC, BLOCKS, N_CTX, low_inputs, tiny_low, tiny_up
 from test_sampling import frames
 
@@ -111,6 +118,30 @@ def test_guided_sampling_with_the_compiled_step_equals_eager():
         both = _window_logits(low, cache, torch.cat([tokens, tokens]), 0, step)
     torch.testing.assert_close(both[:2], eager["cond"], atol=ATOL, rtol=0)
     torch.testing.assert_close(both[2:], eager["null"], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("mix", [(3.0, 1.0, 0, 1.0), (2.0, 0.7, 5, 0.9)])
+def test_a_sampling_step_is_one_graph_that_mixes_like_eager(mix):
+    # decode_next_token_cdf: the step, the guidance, temperature, top-k/top-p and the cumulative sum
+    # traced as one graph, for every position, equal to the eager mix of the full forward's logits
+    low = tiny_low().to(DEVICE)
+    tokens, embeds, timing = on_device(*low_inputs())
+    torch._dynamo.reset()
+    step = torch.compile(decode_next_token_cdf, fullgraph=True, dynamic=False, backend="eager")
+    pair = lambda t: torch.cat([t, t])  # noqa: E731
+    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True):
+        cond = low.condition(4, N_CTX, pair(embeds), timing=pair(timing),
+                             unconditional=torch.tensor([False, False, True, True], device=DEVICE))
+        cache = low.new_kv_cache(4)
+        cache.set_condition(cond.start, cond.x_cond)
+        prefill(low, pair(tokens[:, :0]), cache)
+        got = torch.stack([step(low, pair(tokens[:, pos - 1]), torch.tensor([pos], device=DEVICE), cache, *mix)
+                           for pos in range(1, N_CTX)], dim=1)
+        full = low(pair(tokens), pair(embeds), timing=pair(timing),
+                   unconditional=torch.tensor([False, False, True, True], device=DEVICE))[:, 1:]
+        want = torch.stack([next_token_cdf(full[:, i], *mix) for i in range(N_CTX - 1)], dim=1)
+    assert got.dtype == torch.float64 and got.shape == (2, N_CTX - 1, low.config.vocab_size)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
 def test_batch_rows_decode_as_their_single_runs_through_the_compiled_step():

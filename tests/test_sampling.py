@@ -11,6 +11,7 @@ import torch
 from im2wav.sampling import (
     apply_guidance,
     decode_one_token,
+    draw_tokens,
     filter_logits,
     forced_decode_logits,
     prefill,
@@ -198,6 +199,11 @@ def test_sampled_tokens_follow_the_distribution():
     assert torch.allclose(freq, probs.double(), atol=0.01), (freq, probs)
     top2 = sample_next_token(logits.expand(2000, 6), top_k=2, generator=torch.Generator().manual_seed(1))
     assert set(top2.tolist()) == {0, 3}
+    # a float32 distribution (MPS has no float64) draws the same way and never past the last token
+    cdf32 = torch.softmax(logits, -1).cumsum(-1).expand(40_000, 6).contiguous()
+    draws32 = draw_tokens(cdf32, generator=torch.Generator().manual_seed(0))
+    assert draws32.max() <= 5 and (draws32 == 2).sum() == 0 and (draws32 == 4).sum() == 0
+    assert torch.allclose(torch.bincount(draws32, minlength=6).double() / 40_000, probs.double(), atol=0.01)
     # one generator per row: row i equals a batch of one drawn with generator i
     rows = sample_next_token(logits.expand(3, 6), generator=[torch.Generator().manual_seed(s) for s in (5, 6, 7)])
     alone = [sample_next_token(logits[None], generator=torch.Generator().manual_seed(s)).item() for s in (5, 6, 7)]
