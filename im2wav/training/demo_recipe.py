@@ -24,7 +24,7 @@ learning test's nearest-centroid judge):
   (training loss after 1500 steps 1.94 instead of 3.35; guidance-3 accuracy of the learning test,
   16 clips per class, 0.71 -> 0.85). LOW is still the stage that limits the learning test: UP fed
   the LOW tokens of real sounds is right 24/24, LOW-only decodes 0.60-0.79. Guidance-3 accuracy
-  over two world seeds was 0.92 / 0.79 after 4000 steps and 0.875 / 0.96 after 8000.
+  over two world seeds was 0.92 / 0.79 after 4000 steps and 0.88-0.90 / 0.96 after 8000.
 - Clips: the learning test trains on 32 two-second clips per class, 8 of them with the next
   class's sound. With 16 (4 mismatched) whole held-out pictures got the wrong sound (seed 0: 0.85
   without colour jitter, 0.77 with; 32 clips with jitter: 0.92, same steps): fewer clips, fewer
