@@ -39,7 +39,7 @@ SAMPLE_RATE = 16000
 # Three tonal classes far apart in frequency, periodic over the VQ-VAE's top hop (the shapes world).
 SOUNDS = ("low_tone", "fifth", "high_tone")
 # optimizer steps of each stage of the patterns-world test (the bundled model trains longer: demo_recipe.STEPS)
-TEST_STEPS = {"clip": 400, "vqvae": 1200, "low": 4000, "up": 2400}
+TEST_STEPS = {"clip": 400, "vqvae": 1200, "low": 8000, "up": 2400}
 
 
 def run_script(name: str, *argv: str) -> int:
@@ -147,7 +147,7 @@ def train_shapes_world(root: Path, *, clips_per_class: int = 8, mismatched_per_c
     return {"world": world, "pipeline": root / "pipeline", "timings": timings}
 
 
-def train_patterns_world(root: Path, *, clips_per_class: int = 16, mismatched_per_class: int = 4, steps: dict | None = None,
+def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_per_class: int = 8, steps: dict | None = None,
                 recipe: dict | None = None, seed: int = 0, log=print) -> dict:
     """The patterns world (six classes, pairs told apart by pattern alone), trained with the demo recipe."""
     from im2wav.data.synthetic import make_synthetic_dataset
@@ -291,21 +291,25 @@ def test_generated_audio_matches_the_image_class(tmp_path):
     assert results["margin_g3"] > results["margin_g1"], results
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 13 acceptance not met yet: with the demo recipe guidance-3 accuracy was 0.71 (>= 0.90 asked; "
-    "chance 0.17, guidance 1: 0.58); the other checks passed (VQ-VAE level 0 24/24, guidance 3 > 1, "
-    "LOW+UP nearer the real sound than LOW-only on average and in 71% of clips)"))
-def test_patterns_world_acceptance(tmp_path):
+@pytest.fixture(scope="module")
+def patterns_world_results(tmp_path_factory) -> dict:
+    """The patterns world trained once with the demo recipe, scored stage by stage (`evaluate_stages`)."""
     torch.manual_seed(0)
-    trained = train_patterns_world(tmp_path)
+    trained = train_patterns_world(tmp_path_factory.mktemp("patterns"))
     results = evaluate_stages(trained["pipeline"], trained["world"])
     print(json.dumps(results))
+    return results
+
+
+@pytest.mark.slow
+def test_patterns_world_learns_stage_by_stage(patterns_world_results):
+    results = patterns_world_results
     # the judge itself works on real sounds passed through the trained VQ-VAE (level 0, what the
     # pipeline decodes; level 1 is reported as `vqvae_level1_accuracy`)
     assert results["vqvae_level0_accuracy"] >= 0.9, results
-    # generated audio is the held-out image's class (chance: 1/6)
-    assert results["accuracy_g3"] >= 0.9, results
+    # generated audio is the held-out image's class (chance: 1/6). Two world seeds x 4000 / 8000
+    # LOW steps gave 0.79 to 0.96; issue 13 asks for 0.90 (`test_patterns_world_acceptance`).
+    assert results["accuracy_g3"] >= 0.75, results
     # A quarter of each class's training clips carry the next class's sound (the class that differs
     # from it in pattern only, for two of the pairs), so the conditional model (guidance 1)
     # reproduces that mix; guidance 3 must suppress the wrong mode.
@@ -315,6 +319,16 @@ def test_patterns_world_acceptance(tmp_path):
     # average and in most clips
     assert results["low_up_g3_distance"] < results["low_g3_distance"], results
     assert results["up_closer_g3"] > 0.5, results
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 13 acceptance not met reliably: guidance-3 accuracy 0.875 and 0.896 (42 and 43 of 48) in two runs of "
+    "this test's settings (world seed 0, LOW 8000 steps), 0.958 with world seed 1; >= 0.90 asked (chance 0.17, "
+    "guidance 1: 0.63-0.75). Every other check passes (test_patterns_world_learns_stage_by_stage). It sits at the "
+    "threshold: other float arithmetic may pass it, which this strict xfail reports"))
+def test_patterns_world_acceptance(patterns_world_results):
+    assert patterns_world_results["accuracy_g3"] >= 0.9, patterns_world_results
 
 
 if __name__ == "__main__":  # python tests/test_learning_e2e.py /tmp/e2e ['{"low": 800}']  (timings and scores)

@@ -120,6 +120,34 @@ def test_low_prior_resume_reproduces_the_straight_run_with_condition_dropout(dat
     assert (tmp_path / "straight" / "metrics.csv").read_text().startswith("step,split,loss,lr")
 
 
+def test_time_signal_init_std_redraws_a_fresh_low_run_only(dataset, tokens, tmp_path):
+    from im2wav import Im2WavPrior
+
+    def time_signal_std(run_dir: Path) -> float:
+        prior = Im2WavPrior.from_pretrained(checkpointing.latest_checkpoint(run_dir) / "model")
+        signal = prior.time_embedding
+        weights = [e.emb.weight for e in (signal.total_length, signal.absolute_position, signal.relative_position)]
+        return float(torch.cat(weights).detach().std())
+
+    args = ["--level", "low", "--dataset", dataset, "--tokens", tokens, *LOW, "--batch-size", 2, *QUIET, "--lr", 1e-6]
+    run_script("train_prior", *args, "--run-dir", tmp_path / "default", "--max-steps", 1)
+    small = [*args, "--time-signal-init-std", 0.01]
+    run_script("train_prior", *small, "--run-dir", tmp_path / "small", "--max-steps", 1)
+    assert time_signal_std(tmp_path / "default") > 0.5  # the constructor's N(0, 1)
+    assert 0.005 < time_signal_std(tmp_path / "small") < 0.02
+    config = json.loads((tmp_path / "small" / "config.json").read_text())
+    assert config["run"]["time_signal_init_std"] == 0.01
+    # a resumed run keeps its checkpoint's weights: it continues the straight run exactly
+    run_script("train_prior", *small, "--run-dir", tmp_path / "small", "--max-steps", 2, "--resume")
+    run_script("train_prior", *small, "--run-dir", tmp_path / "straight", "--max-steps", 2)
+    assert losses(tmp_path / "small") == losses(tmp_path / "straight")
+    with pytest.raises(ValueError, match="time signal.*LOW"):
+        run_script("train_prior", "--level", "up", "--dataset", dataset, "--tokens", tokens, *UP, "--batch-size", 2,
+                   *QUIET, "--max-steps", 1, "--time-signal-init-std", 0.01, "--run-dir", tmp_path / "up")
+    with pytest.raises(ValueError, match="must be > 0"):
+        run_script("train_prior", *args, "--time-signal-init-std", 0, "--run-dir", tmp_path / "zero", "--max-steps", 1)
+
+
 def test_up_prior_trains_and_the_stages_assemble_into_a_pipeline(dataset, tokens, vqvae_run, tmp_path):
     from im2wav import Im2WavPipeline
     from im2wav.clip_encoder import tiny_clip_vision

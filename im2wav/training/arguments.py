@@ -137,7 +137,7 @@ def vqvae_run_config(args: argparse.Namespace) -> VQVAERunConfig:
 
 def prior_run_config(args: argparse.Namespace) -> PriorRunConfig:
     """`train_prior`'s parsed arguments (`add_training_arguments` plus `--level`, `--dataset`, `--tokens`,
-    `--condition-dropout`) -> `PriorRunConfig`; an empty `--preset` means `paper-<level>`, no
+    `--condition-dropout`, `--time-signal-init-std`) -> `PriorRunConfig`; an empty `--preset` means `paper-<level>`, no
     `--condition-dropout` means 0.5 for LOW and 0 for UP.
 
     Args:
@@ -151,4 +151,5 @@ def prior_run_config(args: argparse.Namespace) -> PriorRunConfig:
         dropout = 0.5 if args.level == "low" else 0.0
     return PriorRunConfig(level=args.level, dataset=str(args.dataset), tokens=str(args.tokens), model=source,
                           training=training_config(args, args.level), condition_dropout=dropout,
+                          time_signal_init_std=getattr(args, "time_signal_init_std", None),
                           val_fraction=args.val_fraction, progress=not args.no_progress)

@@ -76,13 +76,22 @@ def _load_pairs(videos: list[Path], frames_per_video: int, sample_rate: int, fps
 
 
 def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, steps: int = 400, batch_size: int = 32,
-                      lr: float = 3e-3, frames_per_video: int = 8, temperature: float = 0.1, seed: int = 0,
-                      sample_rate: int = 16000, fps: float = 30.0, log_every: int = 50) -> dict:
+                      lr: float = 3e-3, frames_per_video: int = 8, temperature: float = 0.1,
+                      colour_jitter: float = 0.0, seed: int = 0, sample_rate: int = 16000, fps: float = 30.0,
+                      log_every: int = 50) -> dict:
     """Train `model` (a `CLIPVisionModelWithProjection`) in place with the audio-visual contrastive loss.
 
     Each step draws `batch_size` different videos, one random frame of each, and scores every frame
     against every video's audio embedding; the loss is the mean of the image->audio and
     audio->image cross-entropies with the frame's own video as the target.
+
+    The target is the clip, not a label, so an encoder can lower the loss by learning what makes
+    one clip's pictures unlike its neighbours' (a slightly other background colour) and pull the
+    clips whose soundtrack is another kind's towards that kind: a picture of the same kind with a
+    similar colour then embeds near the wrong sound. `colour_jitter` shifts each frame's colour
+    channels by a fresh random offset every time it is drawn, so those small differences carry no
+    information and the encoder must rely on what the kind of picture shares (colour family,
+    pattern, shape).
 
     Args:
         model: the image encoder to fit (trained in place, left in eval mode).
@@ -93,6 +102,8 @@ def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, step
         lr: AdamW learning rate (cosine decay).
         frames_per_video: frames taken from each video, evenly spaced.
         temperature: softmax temperature of the similarity logits.
+        colour_jitter: largest per-channel colour offset added to a drawn frame, in 0-255 levels
+            (uniform, independent per frame and channel; 0: none).
         seed: seed of the audio head's initialisation and of the batches.
         sample_rate, fps: how the videos are read.
         log_every: steps between printed loss lines (0: silent).
@@ -107,8 +118,12 @@ def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, step
         raise ValueError(f"the contrastive fit needs at least 2 training videos, got {len(videos)}")
     if steps < 1 or batch_size < 2:
         raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {steps} and {batch_size}")
+    if not 0 <= colour_jitter <= 255:
+        raise ValueError(f"colour_jitter must be in [0, 255] levels, got {colour_jitter}")
     images, owner, features = _load_pairs([Path(v) for v in videos], frames_per_video, sample_rate, fps)
     pixels = processor(images=images, return_tensors="pt").pixel_values  # (N, 3, H, W)
+    # an offset of one 0-255 level in the processor's normalised units, per channel
+    level = torch.tensor(1.0 / (255.0 * np.asarray(processor.image_std)), dtype=pixels.dtype).view(1, 3, 1, 1)
     feats = torch.from_numpy((features - features.mean(0)) / (features.std(0) + 1e-3))  # (V, A) standardised
     dim = model.config.projection_dim
     rng = np.random.default_rng(seed)
@@ -126,7 +141,11 @@ def fit_image_encoder(model, processor, videos: list[str | os.PathLike], *, step
     for step in range(steps):
         vids = rng.choice(len(features), size=batch_size, replace=False)
         picks = [int(rng.choice(frames_of[v])) for v in vids]
-        image = nn.functional.normalize(model(pixel_values=pixels[picks]).image_embeds, dim=-1)  # (B, D)
+        batch = pixels[picks]  # (B, 3, H, W)
+        if colour_jitter > 0:
+            offsets = torch.from_numpy(rng.uniform(-colour_jitter, colour_jitter, size=(batch_size, 3, 1, 1)))
+            batch = batch + offsets.to(batch.dtype) * level  # (B, 3, 1, 1) broadcast over the pixels
+        image = nn.functional.normalize(model(pixel_values=batch).image_embeds, dim=-1)  # (B, D)
         audio = nn.functional.normalize(audio_head(feats[vids]), dim=-1)  # (B, D)
         logits = image @ audio.T / temperature  # (B, B)
         loss = 0.5 * (nn.functional.cross_entropy(logits, targets) + nn.functional.cross_entropy(logits.T, targets))
@@ -152,6 +171,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32, help="videos per step")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate")
     parser.add_argument("--frames-per-video", type=int, default=8, help="frames taken from each video")
+    parser.add_argument("--colour-jitter", type=float, default=0.0,
+                        help="largest random per-channel colour offset of a drawn frame, in 0-255 levels")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batches")
     return parser.parse_args(argv)
 
@@ -170,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         model, processor = load_clip_image_encoder(args.init)
     result = fit_image_encoder(model, processor, videos, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                               frames_per_video=args.frames_per_video, seed=args.seed)
+                               frames_per_video=args.frames_per_video, colour_jitter=args.colour_jitter,
+                               seed=args.seed)
     out = Path(args.out)
     model.save_pretrained(out)
     processor.save_pretrained(out)

@@ -20,7 +20,8 @@ from .loop import LossFn, TrainingConfig, train
 from .run_setup import ModelSource, setup_model, write_run_config
 from .run_lock import run_lock
 
-__all__ = ["PriorRunConfig", "VQVAERunConfig", "check_prior_fits_tokens", "train_prior_run", "train_vqvae_run"]
+__all__ = ["PriorRunConfig", "VQVAERunConfig", "check_prior_fits_tokens", "reset_time_signal", "train_prior_run",
+           "train_vqvae_run"]
 
 
 @dataclass
@@ -58,6 +59,8 @@ class PriorRunConfig:
         model: where the model comes from.
         training: the loop's configuration.
         condition_dropout: probability of training a window with the null condition (0.5 LOW, 0 UP).
+        time_signal_init_std: fresh LOW runs: redraw the time-signal embeddings from N(0, std**2)
+            (`reset_time_signal`; the original's init is 0.01); None keeps the constructor's N(0, 1).
         val_fraction: validation share of the items when the manifest has no split column.
         progress: show a progress bar.
     """
@@ -68,8 +71,33 @@ class PriorRunConfig:
     model: ModelSource
     training: TrainingConfig
     condition_dropout: float = 0.0
+    time_signal_init_std: float | None = None
     val_fraction: float = 0.0
     progress: bool = True
+
+
+def reset_time_signal(prior: nn.Module, std: float) -> None:
+    """Redraw the LOW prior's time-signal embeddings from N(0, std**2), in place.
+
+    The constructor leaves them at torch's N(0, 1), about 80x the token embeddings (std 0.02), so
+    the time signal drowns the image condition at the start of training; the original draws them
+    with std 0.01. Applied to fresh training runs only: randomly initialised priors used elsewhere
+    (tests, presets) keep the constructor's init.
+
+    Args:
+        prior: an `Im2WavPrior` with a time signal (LOW).
+        std: the standard deviation (> 0).
+
+    Raises:
+        ValueError: `std` is not positive, or the prior has no time signal.
+    """
+    if not std > 0:
+        raise ValueError(f"--time-signal-init-std must be > 0, got {std}")
+    if getattr(prior, "time_embedding", None) is None:
+        raise ValueError("--time-signal-init-std applies to a prior with a time signal (the LOW prior); drop it for UP")
+    for embedding in (prior.time_embedding.total_length, prior.time_embedding.absolute_position,
+                      prior.time_embedding.relative_position):
+        nn.init.normal_(embedding.emb.weight, std=std)
 
 
 def _check_type(config, expected: type) -> None:
@@ -214,6 +242,8 @@ def train_prior_run(run: PriorRunConfig) -> dict:
         raise ValueError(f"level must be 'low' or 'up', got {run.level!r}")
     model, resume = setup_model(run.model, run.level, run.training.run_dir, run.training.seed, PRESETS,
                                 lambda config: Im2WavPrior(**config))
+    if run.time_signal_init_std is not None and resume is None and run.model.init is None:
+        reset_time_signal(model, run.time_signal_init_std)  # a fresh model; a resumed or loaded one keeps its weights
     cfg = dataclasses.replace(run.training, stage=run.level, tokens_per_sample=model.config.n_ctx)
     level = 1 if run.level == "low" else 0
 
