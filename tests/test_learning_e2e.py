@@ -322,11 +322,12 @@ def test_patterns_world_learns_stage_by_stage(patterns_world_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=False, reason=(
     "issue 13 acceptance not met reliably: guidance-3 accuracy 0.875 and 0.896 (42 and 43 of 48) in two runs of "
     "this test's settings (world seed 0, LOW 8000 steps), 0.958 with world seed 1; >= 0.90 asked (chance 0.17, "
     "guidance 1: 0.63-0.75). Every other check passes (test_patterns_world_learns_stage_by_stage). It sits at the "
-    "threshold: other float arithmetic may pass it, which this strict xfail reports"))
+    "threshold, so other float arithmetic may pass it: not strict, an XPASS is reported without failing the "
+    "run; the stage-by-stage test carries the assertions that must hold"))
 def test_patterns_world_acceptance(patterns_world_results):
     assert patterns_world_results["accuracy_g3"] >= 0.9, patterns_world_results
 
