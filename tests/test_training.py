@@ -360,6 +360,7 @@ def test_run_configs_are_typed_and_built_at_the_command_line_boundary(tmp_path):
     for flag in ("--level", "--dataset", "--tokens"):
         parser.add_argument(flag)
     parser.add_argument("--condition-dropout", type=float, default=None)
+    parser.add_argument("--time-signal-init-std", type=float, default=None)
     add_training_arguments(parser, preset="", batch_size=4, lr=3e-4, max_steps=10)
     args = parser.parse_args(["--level", "up", "--dataset", "d", "--tokens", "t", "--run-dir", str(tmp_path),
                               "--warmup-steps", "7", "--config-overrides", '{"width": 32}'])

@@ -151,5 +151,5 @@ def prior_run_config(args: argparse.Namespace) -> PriorRunConfig:
         dropout = 0.5 if args.level == "low" else 0.0
     return PriorRunConfig(level=args.level, dataset=str(args.dataset), tokens=str(args.tokens), model=source,
                           training=training_config(args, args.level), condition_dropout=dropout,
-                          time_signal_init_std=getattr(args, "time_signal_init_std", None),
+                          time_signal_init_std=args.time_signal_init_std,
                           val_fraction=args.val_fraction, progress=not args.no_progress)
