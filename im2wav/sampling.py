@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -54,7 +54,15 @@ __all__ = [
 
 Callback = Callable[[int, int], None]
 Step = Callable[..., torch.Tensor]  # (prior, token [B], input_pos [1], cache, *mix) -> logits or distribution
-Mix = tuple  # (guidance_scale | None, temperature, top_k, top_p): logits -> next-token distribution
+
+
+class Mix(NamedTuple):
+    """How a step's logits become the next token's distribution (`next_token_cdf`'s arguments)."""
+
+    guidance_scale: float | None  # None: no guidance pair (UP, or guidance_scale == 1)
+    temperature: float
+    top_k: int
+    top_p: float
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,8 +233,8 @@ def _decode_window(
 
     `doubled`: `cache` holds the guidance pair `[cond; null]` (2B rows), each new token is fed to both.
     Without `mix`, `step` is `decode_one_token` and `pick` gets the raw logits of every step. With
-    `mix` = (guidance_scale, temperature, top_k, top_p), `step` is `decode_next_token_cdf` and `pick`
-    gets the next token's cumulative distribution [B, K] (`next_token_cdf`).
+    `mix`, `step` is `decode_next_token_cdf` and `pick` gets the next token's cumulative
+    distribution [B, K] (`next_token_cdf`).
     """
     double = (lambda t: torch.cat([t, t])) if doubled else (lambda t: t)
     P = prompt.shape[1]
@@ -297,7 +305,7 @@ def _sample_windows(
     """
     n_ctx = prior.config.n_ctx
     length = min(n_ctx, num_tokens)
-    guided = mix[0] is not None
+    guided = mix.guidance_scale is not None
     rows = 2 * batch_size if guided else batch_size
     cache = prior.new_kv_cache(rows, device=device)
     use_huge_pages(prior)  # a CPU step streams every weight: 2 MiB pages stream faster (im2wav.huge_pages)
@@ -372,7 +380,7 @@ def sample_low_tokens(
                                unconditional=unconditional)
 
     pick = _token_picker(generator, callback, num_tokens)
-    mix = (guidance_scale if guided else None, temperature, top_k, top_p)
+    mix = Mix(guidance_scale if guided else None, temperature, top_k, top_p)
     return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick, mix, compile)
 
 
@@ -422,7 +430,7 @@ def sample_up_tokens(
 
     pick = _token_picker(generator, callback, num_tokens)
     return _sample_windows(prior, B, num_tokens, frame_embeds.device, window_cond, pick,
-                           (None, temperature, top_k, top_p), compile)
+                           Mix(None, temperature, top_k, top_p), compile)
 
 
 @torch.inference_mode()
