@@ -31,8 +31,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--condition-dropout", type=float, default=None,
                         help="probability of training a window with the null condition (default: 0.5 LOW, 0 UP)")
     parser.add_argument("--time-signal-init-std", type=float, default=None,
-                        help="LOW, fresh runs: draw the time-signal embeddings with this std (the original: 0.01; "
-                             "default: the model's N(0, 1))")
+                        help="LOW, fresh runs: redraw the time-signal embeddings with this std "
+                             "(default: the model's init, std 0.01 as in the original)")
     add_training_arguments(parser, preset="", batch_size=4, lr=3e-4, max_steps=100000)
     return parser
 

@@ -50,12 +50,16 @@ class RangeEmbedding(nn.Module):
         pos_min, pos_max: the embedded range.
         width: embedding width.
         clamp: clamp `end` into the range first (the relative position).
+
+    The table starts at N(0, 0.01**2), as the original's: a unit-variance table (torch's default)
+    is ~50x the token embeddings and drowns the image condition at the start of training.
     """
 
     def __init__(self, n_time: int, bins: int, pos_min: float, pos_max: float, width: int, clamp: bool = False):
         super().__init__()
         self.n_time, self.bins, self.pos_min, self.pos_max, self.clamp = n_time, bins, pos_min, pos_max, clamp
         self.emb = nn.Embedding(bins, width)
+        nn.init.normal_(self.emb.weight, std=0.01)
 
     def forward(self, start: torch.Tensor, end: torch.Tensor | None = None) -> torch.Tensor:
         """start, end: float32 [B, 1] -> [B, n_time, width]."""

@@ -60,7 +60,7 @@ class PriorRunConfig:
         training: the loop's configuration.
         condition_dropout: probability of training a window with the null condition (0.5 LOW, 0 UP).
         time_signal_init_std: fresh LOW runs: redraw the time-signal embeddings from N(0, std**2)
-            (`reset_time_signal`; the original's init is 0.01); None keeps the constructor's N(0, 1).
+            (`reset_time_signal`); None keeps the constructor's N(0, 0.01**2), the original's init.
         val_fraction: validation share of the items when the manifest has no split column.
         progress: show a progress bar.
     """
@@ -79,10 +79,9 @@ class PriorRunConfig:
 def reset_time_signal(prior: nn.Module, std: float) -> None:
     """Redraw the LOW prior's time-signal embeddings from N(0, std**2), in place.
 
-    The constructor leaves them at torch's N(0, 1), about 80x the token embeddings (std 0.02), so
-    the time signal drowns the image condition at the start of training; the original draws them
-    with std 0.01. Applied to fresh training runs only: randomly initialised priors used elsewhere
-    (tests, presets) keep the constructor's init.
+    The constructor draws them with std 0.01, as the original does; a larger std lets the time
+    signal drown the image condition at the start of training. Applied to fresh training runs only:
+    a resumed or loaded model keeps its weights.
 
     Args:
         prior: an `Im2WavPrior` with a time signal (LOW).
