@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +16,6 @@ from im2wav import HierarchicalVQVAE
 from im2wav.losses.vqvae import VQVAELossConfig, vqvae_loss
 from im2wav.models.vqvae import PRESETS, TRAINING_KEYS
 
-REPO = Path(__file__).resolve().parents[1]
 # Small STFTs so that the loss runs on 256-sample clips in milliseconds.
 SMALL_LOSS = dict(linf_k=16, spec_n_fft=64, spec_hop_length=16, spec_window_size=48,
                   multispec_n_fft=[64, 32], multispec_hop_length=[8, 4], multispec_window_size=[32, 16])
@@ -225,13 +223,25 @@ def test_hop_lengths_are_products_of_strides():
         small_model(strides_t=[3, 2])
 
 
+# The training fields a VQ-VAE config.json held before the loss split (those of the bundled model's
+# VQ-VAE as saved then, with its data statistics)
+OLD_TRAINING_FIELDS = {
+    "bandwidth_l1": 0.17351589563431702, "bandwidth_l2": 0.052572031235296475, "bandwidth_spec": 650.0887376117937,
+    "commit": 0.02, "linf_k": 2048, "lmix_l1": 0.0, "lmix_l2": 1.0, "lmix_linf": 0.02, "loss_fn": "lmix",
+    "multispec_hop_length": [240, 120, 50], "multispec_n_fft": [2048, 1024, 512],
+    "multispec_window_size": [1200, 600, 240], "multispectral": 1.0, "spec_hop_length": 256, "spec_n_fft": 2048,
+    "spec_window_size": 1536, "spectral": 0.0, "use_nonrelative_specloss": True,
+}
+
+
 def test_configs_saved_before_the_loss_split_load_silently_and_keep_their_weights(tmp_path, capfd):
-    """The bundled default VQ-VAE's config.json still holds the loss weights and data statistics."""
+    """A VQ-VAE folder whose config.json still holds the loss weights and data statistics."""
     from safetensors.torch import load_file
 
-    folder = REPO / "assets" / "default_model" / "vqvae"
-    if not folder.is_dir():
-        pytest.skip("assets/default_model is not in this checkout")
+    folder = tmp_path / "old"
+    small_model().save_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({**json.loads((folder / "config.json").read_text()),
+                                                    **OLD_TRAINING_FIELDS}))
     saved = json.loads((folder / "config.json").read_text())
     assert TRAINING_KEYS <= set(saved)  # the fixture really is an old-style config
     capfd.readouterr()
@@ -243,9 +253,9 @@ def test_configs_saved_before_the_loss_split_load_silently_and_keep_their_weight
     # the training fields move to the loss config unchanged
     assert VQVAELossConfig.from_dict(saved).bandwidth_spec == saved["bandwidth_spec"]
     # re-saved by the current code: no training fields, same model
-    model.save_pretrained(tmp_path)
-    assert not TRAINING_KEYS & set(json.loads((tmp_path / "config.json").read_text()))
-    again = HierarchicalVQVAE.from_pretrained(tmp_path)
+    model.save_pretrained(tmp_path / "new")
+    assert not TRAINING_KEYS & set(json.loads((tmp_path / "new" / "config.json").read_text()))
+    again = HierarchicalVQVAE.from_pretrained(tmp_path / "new")
     assert plain_config(again) == plain_config(model)
     audio = torch.randn(1, 1024) * 0.1
     assert all(torch.equal(a, b) for a, b in zip(again.encode(audio), model.encode(audio)))
