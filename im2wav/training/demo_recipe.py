@@ -24,10 +24,11 @@ learning test's nearest-centroid judge):
   of 1.94). The image condition is dropped for a quarter of the windows (`--condition-dropout
   0.25`; the paper's 0.5 is the default): at this scale half the windows left too few conditional
   examples, and LOW mixed up classes whose sounds share tokens (noise band images -> pulse train
-  tokens 7 times of 8 on one world seed). Guidance-3 accuracy of the learning test over two world
-  seeds, 8000 steps: 0.90 / 0.71 with 0.5, 0.96 / 0.94-0.96 with 0.25 (margin 1.2-2.2 -> 2.7-2.8);
-  0.92 / 0.96 after 5000 steps. The errors left are the label-noise partner class, which guidance 3
-  suppresses but cannot remove (a quarter of each class's clips carry it).
+  tokens 7 times of 8 on one world seed). Guidance-3 accuracy of the learning test, two world seeds,
+  8000 steps: 0.90 / 0.71 with 0.5 (margin 2.2 / 1.2), 0.96 / 0.94-0.96 with 0.25 (margin 2.7-2.8).
+  Over ten trainings with 0.25 (5000-12000 steps, other float orders) 0.85-0.96, mean 0.93; 12000
+  steps did no better than 8000. The clips left wrong carry the label-noise partner class's sound,
+  which guidance 3 suppresses but does not remove.
 - Clips: the learning test trains on 32 two-second clips per class, 8 of them with the next
   class's sound. With 16 (4 mismatched) whole held-out pictures got the wrong sound (seed 0: 0.85
   without colour jitter, 0.77 with; 32 clips with jitter: 0.92, same steps): fewer clips, fewer
