@@ -1,4 +1,4 @@
-"""Rebuild the bundled default model (`assets/default_model/`, `assets/examples/`) on a CPU in about 10 minutes.
+"""Rebuild the bundled default model (`assets/default_model/`, `assets/examples/`) on a CPU in about 15 minutes.
 
     python training_scripts/build_default_model.py            # the same as:
     im2wav build-demo --out assets/default_model --examples assets/examples --work-dir runs/default_model --overwrite
