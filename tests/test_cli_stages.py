@@ -153,6 +153,26 @@ def test_training_scripts_are_thin_wrappers_of_the_subcommands():
 
 
 @pytest.mark.slow
+def test_side_by_side_stages_stop_together_when_one_fails(monkeypatch, tmp_path):
+    """build-demo trains LOW and UP at once; a failing stage ends the build at once and stops the other."""
+    import time
+
+    from im2wav.commands import build_demo
+    from im2wav.errors import UserError
+
+    marker = tmp_path / "finished"
+    programs = {"slow": f"import time, pathlib; time.sleep(30); pathlib.Path({str(marker)!r}).touch()",
+                "broken": "raise SystemExit(3)", "quick": "pass"}
+    monkeypatch.setattr(build_demo, "_stage", lambda command, argv, module: ([sys.executable, "-c", programs[command]],
+                                                                             dict(os.environ)))
+    monkeypatch.setattr(build_demo.os, "cpu_count", lambda: 2)
+    started = time.monotonic()
+    with pytest.raises(UserError, match="broken failed .exit status 3"):
+        build_demo.run_stages_side_by_side(("slow", []), ("broken", []))
+    assert time.monotonic() - started < 20 and not marker.exists()  # the slow stage was stopped, not waited for
+    build_demo.run_stages_side_by_side(("quick", []), ("quick", []))  # both finish: no error
+
+
 def test_build_demo_trains_a_model_on_any_video_folder_in_one_command(tmp_path):
     """`im2wav build-demo --videos DIR` on a folder of plain clips (not the synthetic world)."""
     from tiny_components import make_test_video

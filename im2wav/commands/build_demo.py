@@ -1,8 +1,8 @@
 """Train a demo-size im2wav (about 5 MB) on a folder of videos, on a CPU, in one command.
 
 It runs every stage as the plain `im2wav` command it prints (so any step can be re-run by hand):
-prepare -> train-vqvae -> encode-tokens -> train-prior --level low -> train-prior --level up ->
-assemble. The image encoder is a small CLIP made offline (no download) and fitted to the training
+prepare -> train-vqvae -> encode-tokens -> train-prior --level low and --level up (side by side,
+one thread each, on two or more cores) -> assemble. The image encoder is a small CLIP made offline (no download) and fitted to the training
 videos (`im2wav.training.image_encoder_fit`: pictures whose sounds differ embed apart) unless --clip
 names a real one; the result is a pipeline folder for `im2wav generate` and the ComfyUI nodes.
 Without --videos it first writes the synthetic `patterns` world (six picture classes, two pairs told
@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -61,7 +62,19 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def run_stage(command: str, *argv, module: str = "im2wav") -> None:
+def _stage(command: str | None, argv, module: str) -> tuple[list[str], dict]:
+    """The command line of a stage (printed) and its environment."""
+    args = [str(a) for a in ([command] if command else []) + list(argv)]
+    print("+", "im2wav" if module == "im2wav" else f"python -m {module}", " ".join(args), flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
+    return [sys.executable, "-m", module, *args], env
+
+
+def _failed(command: str | None, module: str, status: int) -> UserError:
+    return UserError(f"{module} {command or ''} failed (exit status {status}); see its message above")
+
+
+def run_stage(command: str | None, *argv, module: str = "im2wav") -> None:
     """Run `im2wav COMMAND ARGV...` in a fresh interpreter (printed first); a failure stops the build.
 
     Args:
@@ -69,12 +82,42 @@ def run_stage(command: str, *argv, module: str = "im2wav") -> None:
         argv: its arguments (converted with `str`).
         module: the module run with `python -m` (`im2wav`, or a stage module of its own).
     """
-    args = [str(a) for a in ([command] if command else []) + list(argv)]
-    print("+", "im2wav" if module == "im2wav" else f"python -m {module}", " ".join(args), flush=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", module, *args], env=env)
-    if done.returncode != 0:
-        raise UserError(f"{module} {command or ''} failed (exit status {done.returncode}); see its message above")
+    line, env = _stage(command, argv, module)
+    status = subprocess.run(line, env=env).returncode
+    if status != 0:
+        raise _failed(command, module, status)
+
+
+def run_stages_side_by_side(*stages: tuple[str, list]) -> None:
+    """Run independent `im2wav` stages at once, one thread each, when there is a core for each.
+
+    With fewer cores they run one after the other. A failing stage stops the others.
+
+    Args:
+        stages: `(command, argv)` of each stage.
+    """
+    if (os.cpu_count() or 1) < len(stages):
+        for command, argv in stages:
+            run_stage(command, *argv)
+        return
+    running = []
+    for command, argv in stages:
+        line, env = _stage(command, argv, "im2wav")
+        running.append((command, subprocess.Popen(line, env={**env, "OMP_NUM_THREADS": "1"})))
+    try:
+        while running:
+            for command, process in list(running):
+                status = process.poll()
+                if status is None:
+                    continue
+                running.remove((command, process))
+                if status != 0:
+                    raise _failed(command, "im2wav", status)
+            time.sleep(0.5)
+    finally:
+        for _, process in running:  # only left after a failure or an interrupt
+            process.kill()
+            process.wait()
 
 
 def make_offline_clip(folder: Path, seed: int = 0) -> Path:
@@ -131,10 +174,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
               "--max-steps", args.vqvae_steps, *seed, *quiet)
     run_stage("encode-tokens", "--dataset", work / "data", "--vqvae", work / "vqvae", "--out", work / "tokens",
               "--device", "cpu", "--no-progress")
-    run_stage("train-prior", "--level", "low", "--dataset", work / "data", "--tokens", work / "tokens",
-              "--run-dir", work / "low", *RECIPE["low"], "--max-steps", args.low_steps, *seed, *quiet)
-    run_stage("train-prior", "--level", "up", "--dataset", work / "data", "--tokens", work / "tokens",
-              "--run-dir", work / "up", *RECIPE["up"], "--max-steps", args.up_steps, *seed, *quiet)
+    # LOW and UP are independent (UP learns from the real LOW tokens): side by side on two or more cores
+    run_stages_side_by_side(
+        ("train-prior", ["--level", "low", "--dataset", work / "data", "--tokens", work / "tokens",
+                         "--run-dir", work / "low", *RECIPE["low"], "--max-steps", args.low_steps, *seed, *quiet]),
+        ("train-prior", ["--level", "up", "--dataset", work / "data", "--tokens", work / "tokens",
+                         "--run-dir", work / "up", *RECIPE["up"], "--max-steps", args.up_steps, *seed, *quiet]))
     run_stage("assemble", "--vqvae", work / "vqvae", "--low", work / "low", "--up", work / "up",
               "--dataset", work / "data", "--out", out, *(["--overwrite"] if args.overwrite else []))
     # 3. A model card; for the synthetic world its classes and one example picture per class
