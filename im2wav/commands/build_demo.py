@@ -2,9 +2,10 @@
 
 It runs every stage as the plain `im2wav` command it prints (so any step can be re-run by hand):
 prepare -> train-vqvae -> encode-tokens -> train-prior --level low and --level up (side by side,
-one thread each, on two or more cores) -> assemble. The image encoder is a small CLIP made offline (no download) and fitted to the training
-videos (`im2wav.training.image_encoder_fit`: pictures whose sounds differ embed apart) unless --clip
-names a real one; the result is a pipeline folder for `im2wav generate` and the ComfyUI nodes.
+one thread each, on two or more cores) -> assemble. The image encoder is a small CLIP made offline
+(no download) and fitted to the training videos (`im2wav.training.image_encoder_fit`: pictures
+whose sounds differ embed apart) unless --clip names a real one; the result is a pipeline folder
+for `im2wav generate` and the ComfyUI nodes.
 Without --videos it first writes the synthetic `patterns` world (six picture classes, two pairs told
 apart by pattern alone, six sound families) and trains on that: the bundled default model
 (`assets/default_model`) is made this way. The settings of every stage are the demo recipe,
@@ -103,16 +104,17 @@ def run_stages_side_by_side(*stages: tuple[str, list]) -> None:
     running = []
     for command, argv in stages:
         line, env = _stage(command, argv, "im2wav")
-        running.append((command, subprocess.Popen(line, env={**env, "OMP_NUM_THREADS": "1"})))
+        name = " ".join(str(a) for a in [command, *argv[:2]])  # e.g. "train-prior --level low"
+        running.append((name, subprocess.Popen(line, env={**env, "OMP_NUM_THREADS": "1"})))
     try:
         while running:
-            for command, process in list(running):
+            for name, process in list(running):
                 status = process.poll()
                 if status is None:
                     continue
-                running.remove((command, process))
+                running.remove((name, process))
                 if status != 0:
-                    raise _failed(command, "im2wav", status)
+                    raise _failed(name, "im2wav", status)
             time.sleep(0.5)
     finally:
         for _, process in running:  # only left after a failure or an interrupt
