@@ -17,6 +17,11 @@ SHARED_DIR = Path(os.environ.get("IM2WAV_SHARED_DIR", REPO_ROOT.parent / "shared
 torch.set_num_threads(1)
 
 
+def python_env() -> dict[str, str]:
+    """The environment of a `python` subprocess that imports this checkout's `im2wav` first."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def shared_path(*parts: str) -> Path:
     """Path under ../shared/, or skip the calling test with the reason when it is absent."""
     path = SHARED_DIR.joinpath(*parts)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
+from conftest import python_env
 from im2wav.models.codebook import EMACodebook, squared_distances
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_codebook(num_codes: int = 8, dim: int = 4, seed: int = 0, **kwargs) -> EMACodebook:
@@ -159,8 +158,7 @@ synced(x)
 torch.save({{"single": single.codebook, "synced": synced.codebook}}, {str(tmp_path / "books.pt")!r})
 os._exit(0)
 """
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     books = torch.load(tmp_path / "books.pt")
     torch.testing.assert_close(books["synced"], books["single"])

@@ -27,8 +27,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -153,6 +151,7 @@ def train_shapes_world(root: Path, *, clips_per_class: int = 8, mismatched_per_c
 def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_per_class: int = 8, steps: dict | None = None,
                 recipe: dict | None = None, seed: int = 0, log=print) -> dict:
     """The patterns world (six classes, pairs told apart by pattern alone), trained with the demo recipe."""
+    from im2wav.commands.build_demo import run_stages_side_by_side
     from im2wav.data.synthetic import make_synthetic_dataset
     from im2wav.training import demo_recipe
     from im2wav.training.image_encoder_fit import main as fit_image_encoder_main
@@ -182,28 +181,12 @@ def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_pe
     run_script("encode_tokens", "--dataset", root / "data", "--vqvae", root / "vqvae", "--out", root / "tokens",
                "--device", "cpu", "--no-progress")
     timings["encode"] = time.monotonic() - t
-    prior_args = {level: ["--level", level, "--dataset", root / "data", "--tokens", root / "tokens", "--run-dir",
-                          root / level, *recipe[level], "--max-steps", steps[level], *common] for level in ("low", "up")}
-    # LOW and UP are independent (UP learns from the real LOW tokens): UP trains in a second process
-    # while LOW trains here, one thread each
+    # LOW and UP are independent (UP learns from the real LOW tokens): side by side, as build-demo trains them
     t = time.monotonic()
-    with open(root / "up.log", "w") as up_log:
-        up = subprocess.Popen([sys.executable, str(REPO / "training_scripts" / "train_prior.py"),
-                               *map(str, prior_args["up"])], stdout=up_log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            run_script("train_prior", *prior_args["low"])
-        except BaseException:
-            up.kill()
-            raise
-        finally:
-            torch.set_num_threads(threads)
-        timings["low"] = time.monotonic() - t
-        up_status = up.wait()
+    run_stages_side_by_side(*[("train-prior", ["--level", level, "--dataset", root / "data", "--tokens", root / "tokens",
+                                               "--run-dir", root / level, *recipe[level], "--max-steps", steps[level],
+                                               *common]) for level in ("low", "up")])
     timings["low_and_up"] = time.monotonic() - t
-    assert up_status == 0, f"UP training failed:\n{(root / 'up.log').read_text()[-4000:]}"
     run_script("assemble_pipeline", "--vqvae", root / "vqvae", "--low", root / "low", "--up", root / "up",
                "--dataset", root / "data", "--out", root / "pipeline")
     log(json.dumps({k: round(v, 1) for k, v in timings.items()}))

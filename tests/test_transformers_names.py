@@ -10,12 +10,11 @@ loading failed for some hash seeds. These tests recreate that first import on an
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from conftest import python_env
+
 
 # transformers 5 imports processing_utils along with the CLIP classes, 4.x does not: forgetting the
 # module gives both the state of a 4.x process, where the next import runs it (and swaps the package).
@@ -23,8 +22,7 @@ FIRST_IMPORT_STATE = 'sys.modules.pop("transformers.processing_utils", None)'
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), timeout=300)
 
 
 def test_a_name_given_to_transformers_survives_the_first_import_of_processing_utils():
