@@ -10,8 +10,8 @@ LOW step took 43.4 ms on 4 KiB pages and 40.4 ms on huge pages.
 `use_huge_pages(module)` moves each large floating-point CPU parameter into its own anonymous
 mapping advised `MADV_HUGEPAGE`, in place (`param.data`); a parameter already moved is left alone
 (until `module.to(...)` gives it new memory). Each parameter keeps a storage of its own, so saving
-(safetensors) and training see no difference. Where the platform has
-no transparent huge pages (not Linux, or THP set to `never`) nothing is moved.
+(safetensors) and training see no difference. Where the platform has no transparent huge pages
+(not Linux, or THP set to `never`) nothing is moved.
 """
 
 from __future__ import annotations
