@@ -40,7 +40,7 @@ SAMPLE_RATE = 16000
 # Three tonal classes far apart in frequency, periodic over the VQ-VAE's top hop (the shapes world).
 SOUNDS = ("low_tone", "fifth", "high_tone")
 # optimizer steps of each stage of the patterns-world test (the bundled model trains longer: demo_recipe.STEPS)
-TEST_STEPS = {"clip": 400, "vqvae": 1200, "low": 8000, "up": 2400}
+TEST_STEPS = {"clip": 400, "vqvae": 1200, "low": 4000, "up": 2400}
 
 
 def run_script(name: str, *argv: str) -> int:
@@ -148,8 +148,9 @@ def train_shapes_world(root: Path, *, clips_per_class: int = 8, mismatched_per_c
     return {"world": world, "pipeline": root / "pipeline", "timings": timings}
 
 
-def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_per_class: int = 8, steps: dict | None = None,
-                recipe: dict | None = None, seed: int = 0, log=print) -> dict:
+def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_per_class: int = 8,
+                         heldout_per_class: int = 8, steps: dict | None = None, recipe: dict | None = None,
+                         seed: int = 0, log=print) -> dict:
     """The patterns world (six classes, pairs told apart by pattern alone), trained with the demo recipe."""
     from im2wav.commands.build_demo import run_stages_side_by_side
     from im2wav.data.synthetic import make_synthetic_dataset
@@ -161,7 +162,7 @@ def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_pe
     timings = {}
     t = time.monotonic()
     world = make_synthetic_dataset(root / "world", world="patterns", clips_per_class=clips_per_class,
-                                   heldout_per_class=2, duration_s=2.0, seed=seed,
+                                   heldout_per_class=heldout_per_class, duration_s=2.0, seed=seed,
                                    mismatched_per_class=mismatched_per_class)
     timings["world"] = time.monotonic() - t
     common = ["--seed", seed, "--no-progress", "--log-every", 50, "--save-every", 100000]
@@ -232,6 +233,7 @@ def evaluate_stages(pipeline_dir: Path, world, num_waveforms: int = 4, seed: int
     from PIL import Image
 
     from im2wav import Im2WavPipeline
+    from im2wav.image_processor import MAX_WAVEFORMS
 
     pipe = Im2WavPipeline.from_pretrained(pipeline_dir)
     pipe.set_progress_bar_config(disable=True)
@@ -260,12 +262,17 @@ def evaluate_stages(pipeline_dir: Path, world, num_waveforms: int = 4, seed: int
     # 2. Generated audio from held-out images: LOW-only and LOW+UP, per guidance scale
     embeds = pipe.encode_images([Image.open(p).convert("RGB") for p in world.heldout_images])  # (B, 1, D) pictures
     labels = np.repeat(world.heldout_labels, num_waveforms)
+    per_call = MAX_WAVEFORMS // num_waveforms  # pictures per call within the pipeline's batch limit
     for scale in (1.0, 3.0):
         generator = [torch.Generator().manual_seed(seed + i) for i in range(len(labels))]
-        low = pipe.sample_low(embeds, audio_length_in_s=seconds, guidance_scale=scale, generator=generator,
-                              num_waveforms_per_prompt=num_waveforms)
+        low, up = [], []
+        for start in range(0, len(embeds), per_call):
+            rows = slice(start * num_waveforms, (start + per_call) * num_waveforms)
+            low.append(pipe.sample_low(embeds[start:start + per_call], audio_length_in_s=seconds, guidance_scale=scale,
+                                       generator=generator[rows], num_waveforms_per_prompt=num_waveforms))
+            up.append(pipe.sample_up(low[-1], embeds[start:start + per_call], generator=generator[rows]))
+        low, up = torch.cat(low), torch.cat(up)
         low_only = score(f"low_g{scale:g}", pipe.vqvae.decode(low, level=1)[:, 0].numpy(), labels)
-        up = pipe.sample_up(low, embeds, generator=generator)
         out = pipe.decode(up)[:, 0].numpy()
         with_up = score(f"low_up_g{scale:g}", out, labels)
         results[f"accuracy_g{scale:g}"] = results[f"low_up_g{scale:g}_accuracy"]
@@ -286,12 +293,8 @@ def test_generated_audio_matches_the_image_class(tmp_path):
     # generated audio is recognisably the image's class, far above chance (1/3)
     assert results["accuracy_g3"] >= chance + 0.4, results
     # A quarter of each class's training clips carry the next class's sound, so the conditional
-    # model (guidance 1) reproduces some of that mix; guidance 3 must move the audio towards the
-    # image's class: a larger mean margin of the judge (1.50 -> 1.89 in every run seen), and an
-    # accuracy no lower than guidance 1's beyond the noise of 48 draws (one clip is 0.021). Runs
-    # differing only in float rounding or the random stream gave g1/g3 = 0.875/0.958, 0.875/0.979,
-    # 0.896/0.917 and 0.875/0.854: accuracy differences of a clip or two either way are noise.
-    assert results["accuracy_g3"] >= results["accuracy_g1"] - 0.05, results
+    # model (guidance 1) reproduces that mix; guidance 3 must suppress the wrong mode.
+    assert results["accuracy_g3"] >= results["accuracy_g1"] + 0.1, results
     assert results["margin_g3"] > results["margin_g1"], results
 
 
@@ -311,13 +314,14 @@ def test_patterns_world_learns_stage_by_stage(patterns_world_results):
     # the judge itself works on real sounds passed through the trained VQ-VAE (level 0, what the
     # pipeline decodes; level 1 is reported as `vqvae_level1_accuracy`)
     assert results["vqvae_level0_accuracy"] >= 0.9, results
-    # generated audio is the held-out image's class (chance: 1/6): 0.85-0.96 in ten trainings; issue
-    # 13 asks for 0.90 (`test_patterns_world_acceptance`)
+    # generated audio is the held-out image's class (chance: 1/6); issue 13 asks for 0.90
+    # (`test_patterns_world_acceptance`), this is the floor of a learnt world
     assert results["accuracy_g3"] >= 0.75, results
     # A quarter of each class's training clips carry the next class's sound (the class that differs
     # from it in pattern only, for two of the pairs), so the conditional model (guidance 1)
-    # reproduces that mix; guidance 3 must suppress the wrong mode.
-    assert results["accuracy_g3"] > results["accuracy_g1"], results
+    # reproduces that mix (0.72-0.73 on 384 clips, two world seeds); guidance 3 must suppress the
+    # wrong mode (0.90-0.94 on the same clips).
+    assert results["accuracy_g3"] >= results["accuracy_g1"] + 0.1, results
     assert results["margin_g3"] > results["margin_g1"], results
     # UP earns its keep: LOW+UP audio is nearer the real class sound than LOW-only audio, on
     # average and in most clips
@@ -327,11 +331,13 @@ def test_patterns_world_learns_stage_by_stage(patterns_world_results):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason=(
-    "issue 13 acceptance not met reliably: guidance-3 accuracy >= 0.90 asked; ten trainings with the demo recipe "
-    "(two world seeds, LOW 5000-12000 steps) gave 0.85-0.96, mean 0.93, eight of ten >= 0.90 (chance 0.17). The "
-    "clips left wrong carry the label-noise partner's sound. Every other check passes "
-    "(test_patterns_world_learns_stage_by_stage); not strict: an XPASS is reported without failing the run"))
+    "issue 13 acceptance not met reliably: guidance-3 accuracy >= 0.90 asked (chance 0.17); scored on 384 clips of "
+    "never-trained pictures, a whole training of the world with the demo recipe gave 0.91 (g1 0.67), and LOW "
+    "retrained on the tokens of two other trainings 0.935 / 0.90; the clips left wrong mostly carry the "
+    "label-noise partner's sound. Every other check passes (test_patterns_world_learns_stage_by_stage); not "
+    "strict: an XPASS is reported without failing the run"))
 def test_patterns_world_acceptance(patterns_world_results):
+    # issue 13: guidance-3 accuracy >= 0.90 on the held-out pictures (8 per class, 4 clips each)
     assert patterns_world_results["accuracy_g3"] >= 0.9, patterns_world_results
 
 
