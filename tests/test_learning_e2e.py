@@ -319,8 +319,8 @@ def test_patterns_world_learns_stage_by_stage(patterns_world_results):
     assert results["accuracy_g3"] >= 0.75, results
     # A quarter of each class's training clips carry the next class's sound (the class that differs
     # from it in pattern only, for two of the pairs), so the conditional model (guidance 1)
-    # reproduces that mix (0.72-0.73 on 384 clips, two world seeds); guidance 3 must suppress the
-    # wrong mode (0.90-0.94 on the same clips).
+    # reproduces that mix (0.67-0.73 on 384 clips, three trainings); guidance 3 must suppress the
+    # wrong mode (0.90-0.935 on the same clips).
     assert results["accuracy_g3"] >= results["accuracy_g1"] + 0.1, results
     assert results["margin_g3"] > results["margin_g1"], results
     # UP earns its keep: LOW+UP audio is nearer the real class sound than LOW-only audio, on
