@@ -31,10 +31,11 @@ learning test's nearest-centroid judge):
   seeds, 8 of 32 clips mismatched: width 64 for 5000 / 8000 / 12000 steps 0.89 / 0.89 / 0.88 and
   0.87 / 0.88 / 0.89; condition dropout 0.1 0.89 / 0.84; a weight EMA (0.999) 0.89 (seed 1); lr 4e-3
   0.76 (seed 1); width 192 for 2800 steps 0.86 (seed 0); width 128 for 4000 steps 0.935 / 0.90, and
-  0.91 for a whole fresh training of the test's world (seed 0). The clips left wrong carry the
-  label-noise partner class's sound (24 of 25 and 25 of 38 errors with width 128). Guidance 3
-  suppresses that mode but does not remove it; on width 64, guidance 5 left fewer partner clips but
-  more of other classes (0.90 / 0.90) and guidance 8 over-sharpened (0.79 / 0.77).
+  0.91 / 0.85 for two whole trainings of the test's world (seed 0; their image-encoder fits differ
+  in float rounding): a small gain on average, within one training's spread. The clips left wrong
+  carry the label-noise partner class's sound (24 of 25 and 25 of 38 errors with width 128).
+  Guidance 3 suppresses that mode but does not remove it; on width 64, guidance 5 left fewer partner
+  clips but more of other classes (0.90 / 0.90) and guidance 8 over-sharpened (0.79 / 0.77).
 - Clips: the learning test trains on 32 two-second clips per class, 8 of them with the next
   class's sound (with 6, LOW of width 128 reached 0.95 / 0.95 on the two seeds above, g1 0.73, but
   a whole fresh training of that world 0.885). With 16 (4 mismatched) whole held-out pictures got
