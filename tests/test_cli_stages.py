@@ -152,7 +152,6 @@ def test_training_scripts_are_thin_wrappers_of_the_subcommands():
         assert "run_command(" in text or "from im2wav.evaluation.command import main" in text, script.name
 
 
-@pytest.mark.slow
 def test_side_by_side_stages_stop_together_when_one_fails(monkeypatch, tmp_path):
     """build-demo trains LOW and UP at once; a failing stage ends the build at once and stops the other."""
     import time
@@ -173,6 +172,7 @@ def test_side_by_side_stages_stop_together_when_one_fails(monkeypatch, tmp_path)
     build_demo.run_stages_side_by_side(("quick", []), ("quick", []))  # both finish: no error
 
 
+@pytest.mark.slow
 def test_build_demo_trains_a_model_on_any_video_folder_in_one_command(tmp_path):
     """`im2wav build-demo --videos DIR` on a folder of plain clips (not the synthetic world)."""
     from tiny_components import make_test_video

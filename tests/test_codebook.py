@@ -12,7 +12,6 @@ from conftest import python_env
 from im2wav.models.codebook import EMACodebook, squared_distances
 
 
-
 def make_codebook(num_codes: int = 8, dim: int = 4, seed: int = 0, **kwargs) -> EMACodebook:
     torch.manual_seed(seed)
     book = EMACodebook(num_codes, dim, **kwargs)

@@ -1,4 +1,4 @@
-"""Train a demo-size im2wav (about 5 MB) on a folder of videos, on a CPU, in one command.
+"""Train a demo-size im2wav (about 6 MB) on a folder of videos, on a CPU, in one command.
 
 It runs every stage as the plain `im2wav` command it prints (so any step can be re-run by hand):
 prepare -> train-vqvae -> encode-tokens -> train-prior --level low and --level up (side by side,
@@ -177,11 +177,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     run_stage("encode-tokens", "--dataset", work / "data", "--vqvae", work / "vqvae", "--out", work / "tokens",
               "--device", "cpu", "--no-progress")
     # LOW and UP are independent (UP learns from the real LOW tokens): side by side on two or more cores
-    run_stages_side_by_side(
-        ("train-prior", ["--level", "low", "--dataset", work / "data", "--tokens", work / "tokens",
-                         "--run-dir", work / "low", *RECIPE["low"], "--max-steps", args.low_steps, *seed, *quiet]),
-        ("train-prior", ["--level", "up", "--dataset", work / "data", "--tokens", work / "tokens",
-                         "--run-dir", work / "up", *RECIPE["up"], "--max-steps", args.up_steps, *seed, *quiet]))
+    prior_steps = {"low": args.low_steps, "up": args.up_steps}
+    run_stages_side_by_side(*[
+        ("train-prior", ["--level", level, "--dataset", work / "data", "--tokens", work / "tokens", "--run-dir",
+                         work / level, *RECIPE[level], "--max-steps", prior_steps[level], *seed, *quiet])
+        for level in ("low", "up")])
     run_stage("assemble", "--vqvae", work / "vqvae", "--low", work / "low", "--up", work / "up",
               "--dataset", work / "data", "--out", out, *(["--overwrite"] if args.overwrite else []))
     # 3. A model card; for the synthetic world its classes and one example picture per class
