@@ -36,11 +36,15 @@ learning test's nearest-centroid judge):
   carry the label-noise partner class's sound (24 of 25 and 25 of 38 errors with width 128).
   Guidance 3 suppresses that mode but does not remove it; on width 64, guidance 5 left fewer partner
   clips but more of other classes (0.90 / 0.90) and guidance 8 over-sharpened (0.79 / 0.77).
-- Clips: the learning test trains on 32 two-second clips per class, 8 of them with the next
-  class's sound (with 6, LOW of width 128 reached 0.95 / 0.95 on the two seeds above, g1 0.73, but
-  a whole fresh training of that world 0.885). With 16 (4 mismatched) whole held-out pictures got
-  the wrong sound (seed 0: 0.85 without colour jitter, 0.77 with; 32 clips with jitter: 0.92, same
-  steps): fewer clips, fewer pictures per kind for the LOW prior to average over.
+- Clips: the learning test trains on 32 two-second clips per class, 4 of them with the next
+  class's sound: guidance 3 0.977 / 0.99 on 384 never-trained clips (guidance 1 0.78), two whole
+  trainings of world seeds 0 / 1. With 8 of 32 the clips left wrong are the partner's sound that
+  guidance 3 leaves (22-54 of 384 clips): eight whole trainings at a quarter mismatched (32, 64 or
+  96 clips a class) scored 0.84-0.94, mean 0.89; with 6 of 32, LOW of width 128 reached 0.95 / 0.95
+  on the tokens above but a whole fresh training 0.885. More clips did not help: 64 a class 0.94 /
+  0.91, 96 0.84 / 0.91. With 16 (4 mismatched) whole held-out pictures got the wrong sound (seed 0:
+  0.85 without colour jitter, 0.77 with; 32 clips with jitter: 0.92, same steps): fewer clips,
+  fewer pictures per kind for the LOW prior to average over.
 - UP: `tiny-up` at lr 2e-3 for 2400 steps. At lr 1e-3 for 800 steps it turned the LOW tokens of
   real steady 1.5-2.2 kHz noise into the 0.8-2.4 kHz sweep 4 times out of 4 (agreeing with the
   real level-0 codes on 24% of tokens); trained as here it keeps them (51% agreement) and every
