@@ -198,6 +198,44 @@ def test_loss_is_the_weighted_sum_of_its_terms():
     torch.testing.assert_close(m["recons_loss"], m["recons_loss_l1"] + m["recons_loss_l2"])
 
 
+@pytest.mark.parametrize("spectral, nonrelative", [(0.0, True), (0.5, True), (0.5, False)])
+def test_loss_and_gradients_are_those_of_the_audio_losses(spectral, nonrelative):
+    """`vqvae_loss` shares the target's spectrograms and leaves a zero-weight spectral term out of the
+    backward pass: the loss, its metrics and every gradient stay those of the plain audio losses."""
+    from im2wav.losses import audio as A
+
+    config = VQVAELossConfig(**SMALL_LOSS, spectral=spectral, use_nonrelative_specloss=nonrelative,
+                             bandwidth_spec=0.7)
+    audio = torch.randn(2, 256) * 0.1
+    model, reference = small_model().train(), small_model().train()
+    torch.manual_seed(1)
+    output = vqvae_loss(model, audio, config)
+    output.loss.backward()
+
+    torch.manual_seed(1)
+    out = reference(audio)
+    x = audio[:, None]
+    total, metrics = 0.0, {}
+    for level, x_out in enumerate(out.reconstructions):
+        if nonrelative:
+            spec = A.spectral_distance(x, x_out, *config.stft).mean() / config.bandwidth_spec
+        else:
+            spec = A.spectral_convergence(x, x_out, *config.stft).mean()
+        multispec = A.multi_resolution_spectral_distance(x, x_out, config.resolutions).mean() / config.bandwidth_spec
+        recons = A.lmix(x, x_out, config.lmix_l1, config.lmix_l2, config.lmix_linf, config.linf_k)
+        total = total + recons + spectral * spec + config.multispectral * multispec
+        metrics[f"spectral_loss_l{level + 1}"], metrics[f"multispectral_loss_l{level + 1}"] = spec, multispec
+    (total + config.commit * sum(out.commit_losses)).backward()
+
+    torch.testing.assert_close(output.loss, total.detach() + config.commit * sum(out.commit_losses).detach())
+    for name, value in metrics.items():
+        torch.testing.assert_close(output.metrics[name], value.detach())
+    torch.testing.assert_close(output.metrics["spectral_convergence"],
+                               A.spectral_convergence(x, out.sample, *config.stft).mean().detach())
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
 def test_presets_match_the_original_configs():
     """Parameter counts equal the originals' (from the parity map), so the structure is the same."""
     parity = shared_path("parity")

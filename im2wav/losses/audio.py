@@ -83,13 +83,29 @@ def _frobenius(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(x.shape[0], -1).pow(2).sum(dim=-1).sqrt()  # (B, F*T)
 
 
+def magnitude_distance(spec_target: torch.Tensor, spec_pred: torch.Tensor) -> torch.Tensor:
+    """`||spec_target - spec_pred||_F` per item of two `stft_magnitude`s -> `[B]`."""
+    return _frobenius(spec_target - spec_pred)
+
+
+def magnitude_convergence(spec_target: torch.Tensor, spec_pred: torch.Tensor, eps: float = 2e-3) -> torch.Tensor:
+    """`||spec_target - spec_pred||_F / ||spec_target||_F` per item -> `[B]`; 0 where the target is silent.
+
+    Items whose target spectrum norm is at most `eps` score 0.
+    """
+    target_norm = _frobenius(spec_target)
+    residual_norm = _frobenius(spec_target - spec_pred)
+    audible = (target_norm > eps).to(residual_norm.dtype)
+    return residual_norm * audible / target_norm.clamp(min=eps)
+
+
 def spectral_distance(
     target: torch.Tensor, pred: torch.Tensor, n_fft: int = 2048, hop_length: int = 256, win_length: int = 1536
 ) -> torch.Tensor:
     """`|| |STFT(target)| - |STFT(pred)| ||_F` per item -> `[B]` (not normalised)."""
     spec_target = stft_magnitude(_mono(target), n_fft, hop_length, win_length)
     spec_pred = stft_magnitude(_mono(pred), n_fft, hop_length, win_length)
-    return _frobenius(spec_target - spec_pred)
+    return magnitude_distance(spec_target, spec_pred)
 
 
 def multi_resolution_spectral_distance(
@@ -110,10 +126,7 @@ def spectral_convergence(target: torch.Tensor, pred: torch.Tensor, n_fft: int = 
     """
     spec_target = stft_magnitude(_mono(target), n_fft, hop_length, win_length)
     spec_pred = stft_magnitude(_mono(pred), n_fft, hop_length, win_length)
-    target_norm = _frobenius(spec_target)
-    residual_norm = _frobenius(spec_target - spec_pred)
-    audible = (target_norm > eps).to(residual_norm.dtype)
-    return residual_norm * audible / target_norm.clamp(min=eps)
+    return magnitude_convergence(spec_target, spec_pred, eps)
 
 
 @torch.no_grad()

@@ -135,6 +135,12 @@ def _reconstruction_loss(target: torch.Tensor, pred: torch.Tensor, kind: str, c:
     return audio_losses.lmix(target, pred, c.lmix_l1, c.lmix_l2, c.lmix_linf, c.linf_k, c.bandwidth_l1, c.bandwidth_l2)
 
 
+def _magnitude(audio: torch.Tensor, stft: tuple[int, int, int]) -> torch.Tensor:
+    """`[B, 1, S]` -> |STFT| `[B, F, T]`. A fresh view per call, as the audio losses take: the backward
+    pass then sums the gradients in the original order, and training stays bitwise the same."""
+    return audio_losses.stft_magnitude(audio[:, 0].float(), *stft)
+
+
 def vqvae_loss(model: HierarchicalVQVAE, audio: torch.Tensor, config: VQVAELossConfig) -> VQVAELossOutput:
     """Run the VQ-VAE on `audio` (updating its codebooks in training mode) and score it with the original objective.
 
@@ -151,17 +157,23 @@ def vqvae_loss(model: HierarchicalVQVAE, audio: torch.Tensor, config: VQVAELossC
     out = model(audio)
     x = audio.reshape(out.sample.shape).to(out.sample.dtype)  # (B, S) or (B, 1, S) -> (B, 1, S); checked by the model
     c = config
+    # the target's magnitude spectrograms, once per STFT for every level (no gradient reaches the target)
+    target_specs = {stft: _magnitude(x, stft) for stft in (c.stft, *c.resolutions)}
     metrics: dict[str, torch.Tensor] = {}
     recons = spec = multispec = torch.zeros((), device=x.device)
     for level in reversed(range(len(out.reconstructions))):
         x_out = out.reconstructions[level]
         this_recons = _reconstruction_loss(x, x_out, c.loss_fn, c)
-        if c.use_nonrelative_specloss:
-            this_spec = audio_losses.spectral_distance(x, x_out, *c.stft).mean() / c.bandwidth_spec
-        else:
-            this_spec = audio_losses.spectral_convergence(x, x_out, *c.stft).mean()
-        this_multispec = audio_losses.multi_resolution_spectral_distance(x, x_out, c.resolutions).mean()
-        this_multispec = this_multispec / c.bandwidth_spec
+        # at weight 0 (the paper's) the single-resolution term is only a metric: kept out of the backward pass
+        with torch.set_grad_enabled(torch.is_grad_enabled() and c.spectral != 0):
+            spec_pred = _magnitude(x_out, c.stft)
+            if c.use_nonrelative_specloss:
+                this_spec = audio_losses.magnitude_distance(target_specs[c.stft], spec_pred).mean() / c.bandwidth_spec
+            else:
+                this_spec = audio_losses.magnitude_convergence(target_specs[c.stft], spec_pred).mean()
+        # `multi_resolution_spectral_distance`, with the target's spectrograms shared
+        distances = [audio_losses.magnitude_distance(target_specs[r], _magnitude(x_out, r)) for r in c.resolutions]
+        this_multispec = (sum(distances) / len(distances)).mean() / c.bandwidth_spec
         metrics[f"recons_loss_l{level + 1}"] = this_recons
         metrics[f"spectral_loss_l{level + 1}"] = this_spec
         metrics[f"multispectral_loss_l{level + 1}"] = this_multispec
@@ -169,10 +181,10 @@ def vqvae_loss(model: HierarchicalVQVAE, audio: torch.Tensor, config: VQVAELossC
     commit_loss = sum(out.commit_losses)
     loss = recons + c.spectral * spec + c.multispectral * multispec + c.commit * commit_loss
     with torch.no_grad():
-        x_out = out.sample
+        x_out = out.sample  # level 0, the last level of the loop: `spec_pred` is its spectrogram
         metrics.update(
             recons_loss=recons, spectral_loss=spec, multispectral_loss=multispec, commit_loss=commit_loss,
-            spectral_convergence=audio_losses.spectral_convergence(x, x_out, *c.stft).mean(),
+            spectral_convergence=audio_losses.magnitude_convergence(target_specs[c.stft], spec_pred.detach()).mean(),
             l2_loss=_reconstruction_loss(x, x_out, "l2", c),
             l1_loss=_reconstruction_loss(x, x_out, "l1", c),
             linf_loss=_reconstruction_loss(x, x_out, "linf", c),
