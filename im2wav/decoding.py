@@ -51,6 +51,19 @@ def choose_threads(work: int, available: int | None = None) -> int:
 
 
 @contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """Run the block with `threads` intra-op threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        if threads != before:
+            torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def decode_threads(prior: torch.nn.Module, rows: int) -> Iterator[int]:
     """Run the block with the thread count `choose_threads` picks for this prior and batch (CPU only).
 
@@ -59,15 +72,8 @@ def decode_threads(prior: torch.nn.Module, rows: int) -> Iterator[int]:
     if prior.device.type != "cpu":
         yield torch.get_num_threads()
         return
-    before = torch.get_num_threads()
-    threads = choose_threads(step_work(prior, rows), before)
-    if threads != before:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(choose_threads(step_work(prior, rows), torch.get_num_threads())) as threads:
         yield threads
-    finally:
-        if threads != before:
-            torch.set_num_threads(before)
 
 
 def compile_step(step: Callable, device: torch.device) -> Callable:

@@ -12,7 +12,7 @@ import shutil
 import pytest
 import torch
 
-from im2wav.decoding import choose_threads, compile_step, decode_threads, step_work
+from im2wav.decoding import choose_threads, compile_step, decode_threads, step_work, torch_threads
 from im2wav.kv_cache import SparseKVCache
 from im2wav.models.sparse_attention import FactorizedAttention
 from im2wav.sampling import (
@@ -222,3 +222,13 @@ def test_small_models_decode_on_one_thread_and_the_count_is_restored(monkeypatch
     finally:
         torch.set_num_threads(before)
 
+
+
+def test_torch_threads_restores_the_count_after_an_error():
+    before = torch.get_num_threads()
+    target = 2 if before != 2 else 1
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch_threads(target) as threads:
+            assert threads == target and torch.get_num_threads() == target
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before

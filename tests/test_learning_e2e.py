@@ -25,7 +25,6 @@ world and print the timings and every stage's scores.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import itertools
 import json
@@ -47,17 +46,6 @@ SOUNDS = ("low_tone", "fifth", "high_tone")
 # tokens of three whole trainings it scored about as at 4000 (guidance 3 on 384 never-trained clips:
 # 0.982, 0.982 and 0.922, against 0.977, 0.990 and 0.930).
 TEST_STEPS = {"clip": 400, "vqvae": 1200, "low": 3000, "up": 2400}
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Run the block with `threads` intra-op threads (this suite runs on one, see conftest), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_script(name: str, *argv: str) -> int:
@@ -194,6 +182,7 @@ def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_pe
     """
     from im2wav.commands.build_demo import run_stages_side_by_side
     from im2wav.data.synthetic import make_synthetic_dataset
+    from im2wav.decoding import torch_threads
     from im2wav.training import demo_recipe
     from im2wav.training.image_encoder_fit import main as fit_image_encoder_main
 
@@ -207,7 +196,8 @@ def train_patterns_world(root: Path, *, clips_per_class: int = 32, mismatched_pe
     timings["world"] = time.monotonic() - t
     common = ["--seed", seed, "--no-progress", "--log-every", 50, "--save-every", 100000]
     # The stages up to the tokens run one at a time, each on two cores as build-demo runs them (its
-    # stage processes keep torch's default threads): the VQ-VAE step then takes ~0.8x the time.
+    # stage processes keep torch's default threads; this suite runs on one, see conftest): the VQ-VAE
+    # step then takes ~0.8x the time.
     with torch_threads(min(2, os.cpu_count() or 1)):
         t = time.monotonic()
         fit_image_encoder_main([str(a) for a in ["--videos", root / "world" / "videos", "--out", root / "clip",
